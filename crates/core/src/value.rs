@@ -1,0 +1,293 @@
+//! `Value` is OpenTelemetry's `AnyValue`: the type of a body and of every attribute value.
+
+use indexmap::IndexMap;
+use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
+use serde::ser::{SerializeMap, SerializeSeq};
+use std::fmt;
+
+/// An insertion-ordered map, as attributes, resources and map bodies are.
+pub type Map = IndexMap<String, Value>;
+
+/// OpenTelemetry's AnyValue. `Null` is the empty value (an unset body).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub enum Value {
+    #[default]
+    Null,
+    Bool(bool),
+    Int(i64),
+    Double(f64),
+    Str(String),
+    Bytes(Vec<u8>),
+    Array(Vec<Value>),
+    Map(Map),
+}
+
+impl Value {
+    /// The name Stanza's error messages use for this value's type.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Value::Null => "nil",
+            Value::Bool(_) => "bool",
+            Value::Int(_) => "int64",
+            Value::Double(_) => "float64",
+            Value::Str(_) => "string",
+            Value::Bytes(_) => "[]uint8",
+            Value::Array(_) => "[]interface {}",
+            Value::Map(_) => "map[string]interface {}",
+        }
+    }
+
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            Value::Str(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    pub fn as_map(&self) -> Option<&Map> {
+        match self {
+            Value::Map(m) => Some(m),
+            _ => None,
+        }
+    }
+
+    pub fn as_map_mut(&mut self) -> Option<&mut Map> {
+        match self {
+            Value::Map(m) => Some(m),
+            _ => None,
+        }
+    }
+
+    pub fn is_null(&self) -> bool {
+        matches!(self, Value::Null)
+    }
+
+    /// The value as text, the way Go's `fmt.Sprint` prints scalars (used where Stanza formats
+    /// a value "as a string", e.g. severity text and trace ids).
+    pub fn to_text(&self) -> String {
+        match self {
+            Value::Null => String::new(),
+            Value::Bool(b) => b.to_string(),
+            Value::Int(i) => i.to_string(),
+            Value::Double(d) => format_go_float(*d),
+            Value::Str(s) => s.clone(),
+            Value::Bytes(b) => String::from_utf8_lossy(b).into_owned(),
+            Value::Array(_) | Value::Map(_) => serde_json::to_string(self).unwrap_or_default(),
+        }
+    }
+
+    /// Parses JSON text into a `Value`. With `NumberMode::AllDouble` every number becomes a
+    /// double (Stanza's `json_parser` default); with `IntsWhenIntegral` numbers written
+    /// without a fraction or exponent that fit an int64 become `Int`.
+    pub fn from_json_str(text: &str, numbers: NumberMode) -> Result<Value, serde_json::Error> {
+        let mut de = serde_json::Deserializer::from_str(text);
+        let value = ValueSeed { numbers }.deserialize(&mut de)?;
+        de.end()?;
+        Ok(value)
+    }
+}
+
+/// Formats a double as Go's `strconv.FormatFloat(f, 'f', -1, 64)` would for whole numbers
+/// and as the shortest round-trip form otherwise.
+fn format_go_float(d: f64) -> String {
+    if d.is_finite() && d.fract() == 0.0 && d.abs() < 1e21 {
+        format!("{d:.0}")
+    } else {
+        d.to_string()
+    }
+}
+
+impl From<&str> for Value {
+    fn from(s: &str) -> Self {
+        Value::Str(s.to_owned())
+    }
+}
+impl From<String> for Value {
+    fn from(s: String) -> Self {
+        Value::Str(s)
+    }
+}
+impl From<i64> for Value {
+    fn from(i: i64) -> Self {
+        Value::Int(i)
+    }
+}
+impl From<f64> for Value {
+    fn from(d: f64) -> Self {
+        Value::Double(d)
+    }
+}
+impl From<bool> for Value {
+    fn from(b: bool) -> Self {
+        Value::Bool(b)
+    }
+}
+impl From<Map> for Value {
+    fn from(m: Map) -> Self {
+        Value::Map(m)
+    }
+}
+
+/// How JSON numbers map onto `Value`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NumberMode {
+    /// Every number is a double.
+    AllDouble,
+    /// Integral numbers (no fraction, no exponent, within i64) are ints, the rest doubles.
+    IntsWhenIntegral,
+}
+
+/// Deserializes straight into `Value` without an intermediate `serde_json::Value`.
+#[derive(Clone, Copy)]
+pub struct ValueSeed {
+    pub numbers: NumberMode,
+}
+
+impl<'de> DeserializeSeed<'de> for ValueSeed {
+    type Value = Value;
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for ValueSeed {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(match self.numbers {
+            NumberMode::AllDouble => Value::Double(v as f64),
+            NumberMode::IntsWhenIntegral => Value::Int(v),
+        })
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(match (self.numbers, i64::try_from(v)) {
+            (NumberMode::IntsWhenIntegral, Ok(i)) => Value::Int(i),
+            _ => Value::Double(v as f64),
+        })
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        Ok(Value::Double(v))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::Str(v.to_owned()))
+    }
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+        Ok(Value::Str(v))
+    }
+    fn visit_bytes<E>(self, v: &[u8]) -> Result<Value, E> {
+        Ok(Value::Bytes(v.to_vec()))
+    }
+    fn visit_none<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_some<D: de::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        d.deserialize_any(self)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0));
+        while let Some(v) = seq.next_element_seed(self)? {
+            items.push(v);
+        }
+        Ok(Value::Array(items))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Value, A::Error> {
+        let mut map = Map::with_capacity(access.size_hint().unwrap_or(0));
+        while let Some(key) = access.next_key::<String>()? {
+            let v = access.next_value_seed(self)?;
+            map.insert(key, v);
+        }
+        Ok(Value::Map(map))
+    }
+}
+
+/// Config files and the `process` transport read values with ints kept as ints.
+impl<'de> serde::Deserialize<'de> for Value {
+    fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        ValueSeed {
+            numbers: NumberMode::IntsWhenIntegral,
+        }
+        .deserialize(d)
+    }
+}
+
+/// JSON form: ints as integers, doubles always with a decimal point or exponent (serde_json
+/// writes `1.0`), bytes as standard base64 (as Go's encoding/json does for `[]byte`).
+impl serde::Serialize for Value {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Value::Null => s.serialize_unit(),
+            Value::Bool(b) => s.serialize_bool(*b),
+            Value::Int(i) => s.serialize_i64(*i),
+            Value::Double(d) => s.serialize_f64(*d),
+            Value::Str(v) => s.serialize_str(v),
+            Value::Bytes(b) => {
+                use base64::Engine;
+                s.serialize_str(&base64::engine::general_purpose::STANDARD.encode(b))
+            }
+            Value::Array(items) => {
+                let mut seq = s.serialize_seq(Some(items.len()))?;
+                for v in items {
+                    seq.serialize_element(v)?;
+                }
+                seq.end()
+            }
+            Value::Map(m) => {
+                let mut map = s.serialize_map(Some(m.len()))?;
+                for (k, v) in m {
+                    map.serialize_entry(k, v)?;
+                }
+                map.end()
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_numbers_follow_the_mode() {
+        let text = r#"{"i":1,"f":1.0,"e":1e2,"big":18446744073709551615,"a":[1,2.5]}"#;
+        let v = Value::from_json_str(text, NumberMode::IntsWhenIntegral).unwrap();
+        let m = v.as_map().unwrap();
+        assert_eq!(m["i"], Value::Int(1));
+        assert_eq!(m["f"], Value::Double(1.0));
+        assert_eq!(m["e"], Value::Double(100.0));
+        assert_eq!(m["big"], Value::Double(18446744073709551615.0));
+        assert_eq!(
+            m["a"],
+            Value::Array(vec![Value::Int(1), Value::Double(2.5)])
+        );
+        let v = Value::from_json_str(text, NumberMode::AllDouble).unwrap();
+        assert_eq!(v.as_map().unwrap()["i"], Value::Double(1.0));
+    }
+
+    #[test]
+    fn map_order_is_kept_and_doubles_keep_their_point() {
+        let v = Value::from_json_str(r#"{"z":1,"a":2.0}"#, NumberMode::IntsWhenIntegral).unwrap();
+        assert_eq!(serde_json::to_string(&v).unwrap(), r#"{"z":1,"a":2.0}"#);
+    }
+
+    #[test]
+    fn trailing_garbage_is_an_error() {
+        assert!(Value::from_json_str("{} x", NumberMode::AllDouble).is_err());
+        assert!(Value::from_json_str("{\"a\":", NumberMode::AllDouble).is_err());
+    }
+
+    #[test]
+    fn text_of_whole_doubles_has_no_fraction() {
+        assert_eq!(Value::Double(6.0).to_text(), "6");
+        assert_eq!(Value::Double(6.5).to_text(), "6.5");
+        assert_eq!(Value::Int(-3).to_text(), "-3");
+    }
+}
