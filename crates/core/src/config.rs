@@ -28,13 +28,17 @@ impl From<GoDuration> for Duration {
 /// ours means anything with one.
 pub fn parse_go_duration(text: &str) -> Result<Duration, String> {
     let bad = || {
-        format!("invalid duration {text:?}: expected a number and a unit (ns, us, ms, s, m, h), like 200ms, 1.5s or 1h30m")
+        format!(
+            "invalid duration {text:?}: expected a number and a unit (ns, us, ms, s, m, h), like 200ms, 1.5s or 1h30m"
+        )
     };
     let mut rest = text.trim();
     if let Some(r) = rest.strip_prefix('+') {
         rest = r;
     } else if rest.starts_with('-') {
-        return Err(format!("invalid duration {text:?}: it must not be negative"));
+        return Err(format!(
+            "invalid duration {text:?}: it must not be negative"
+        ));
     }
     if rest == "0" {
         return Ok(Duration::ZERO);
@@ -136,9 +140,9 @@ pub fn parse_byte_size(text: &str) -> Result<u64, String> {
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
         .unwrap_or(t.len());
     let (number, unit) = (&t[..split], t[split..].trim());
-    let number: f64 = number
-        .parse()
-        .map_err(|_| format!("invalid byte size {text:?}: expected a number like 1024, 16KiB or 1MB"))?;
+    let number: f64 = number.parse().map_err(|_| {
+        format!("invalid byte size {text:?}: expected a number like 1024, 16KiB or 1MB")
+    })?;
     let scale: f64 = match unit.to_ascii_lowercase().as_str() {
         "" | "b" => 1.0,
         "kb" | "k" => 1e3,
@@ -147,7 +151,11 @@ pub fn parse_byte_size(text: &str) -> Result<u64, String> {
         "mib" | "mi" => 1024.0 * 1024.0,
         "gb" | "g" => 1e9,
         "gib" | "gi" => 1024.0 * 1024.0 * 1024.0,
-        _ => return Err(format!("invalid byte size {text:?}: unknown unit {unit:?} (use B, KB, KiB, MB, MiB, GB or GiB)")),
+        _ => {
+            return Err(format!(
+                "invalid byte size {text:?}: unknown unit {unit:?} (use B, KB, KiB, MB, MiB, GB or GiB)"
+            ));
+        }
     };
     let bytes = number * scale;
     if !(0.0..=u64::MAX as f64).contains(&bytes) {
@@ -179,7 +187,9 @@ impl<'de> serde::Deserialize<'de> for ByteSize {
                 if v >= 0.0 && v.fract() == 0.0 {
                     Ok(ByteSize(v as u64))
                 } else {
-                    Err(E::custom("a byte size must be a whole, non-negative number"))
+                    Err(E::custom(
+                        "a byte size must be a whole, non-negative number",
+                    ))
                 }
             }
         }
@@ -214,12 +224,12 @@ impl std::str::FromStr for ComponentId {
                 "invalid component id {text:?}: the type must start with a letter and hold only letters, digits and `_`"
             ));
         }
-        if let Some(n) = name {
-            if n.is_empty() || n.chars().any(|c| c.is_whitespace() || c == '/') {
-                return Err(format!(
-                    "invalid component id {text:?}: the name after `/` must be non-empty, without spaces or `/`"
-                ));
-            }
+        if let Some(n) = name
+            && (n.is_empty() || n.chars().any(|c| c.is_whitespace() || c == '/'))
+        {
+            return Err(format!(
+                "invalid component id {text:?}: the name after `/` must be non-empty, without spaces or `/`"
+            ));
         }
         Ok(ComponentId {
             kind: kind.to_owned(),
@@ -275,7 +285,10 @@ mod tests {
     #[test]
     fn component_ids() {
         let id: ComponentId = "filelog/app".parse().unwrap();
-        assert_eq!((id.kind.as_str(), id.name.as_deref()), ("filelog", Some("app")));
+        assert_eq!(
+            (id.kind.as_str(), id.name.as_deref()),
+            ("filelog", Some("app"))
+        );
         assert_eq!(id.to_string(), "filelog/app");
         for bad in ["", "/x", "1abc", "a/", "a b", "a/b/c"] {
             assert!(bad.parse::<ComponentId>().is_err(), "{bad}");

@@ -301,14 +301,20 @@ mod tests {
         assert_eq!(f("body.a.b").keys(), ["a", "b"]);
         assert_eq!(f("attributes[\"k8s.pod.name\"]").keys(), ["k8s.pod.name"]);
         assert_eq!(f("resource['x']['y.z']").keys(), ["x", "y.z"]);
-        assert_eq!(f("body.one[\"two.2\"].three").keys(), ["one", "two.2", "three"]);
+        assert_eq!(
+            f("body.one[\"two.2\"].three").keys(),
+            ["one", "two.2", "three"]
+        );
         assert_eq!(f("resource.host").root(), FieldRoot::Resource);
     }
 
     #[test]
     fn rejects_malformed_fields() {
         let cases = [
-            ("foo", FieldError::UnrecognizedPrefix as fn(String) -> FieldError),
+            (
+                "foo",
+                FieldError::UnrecognizedPrefix as fn(String) -> FieldError,
+            ),
             ("bodyx", FieldError::UnrecognizedPrefix),
             ("body[\"a\"", FieldError::UnclosedBracket),
             ("body[\"a]", FieldError::UnclosedQuote),
@@ -325,7 +331,9 @@ mod tests {
     #[test]
     fn set_merges_maps_and_creates_parents() {
         let mut e = Entry::default();
-        f("attributes.one.two.three").set(&mut e, "x".into()).unwrap();
+        f("attributes.one.two.three")
+            .set(&mut e, "x".into())
+            .unwrap();
         assert_eq!(
             f("attributes.one.two.three").get(&e),
             Some(&Value::from("x"))

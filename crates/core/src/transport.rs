@@ -17,7 +17,9 @@ pub enum TransportError {
     WrongType { key: String, expected: &'static str },
     #[error("`{key}` is not valid: {reason}")]
     Invalid { key: String, reason: String },
-    #[error("unknown key `{0}` (known: body, attributes, resource, timestamp, observed_timestamp, severity, severity_text, trace_id, span_id, trace_flags, scope_name)")]
+    #[error(
+        "unknown key `{0}` (known: body, attributes, resource, timestamp, observed_timestamp, severity, severity_text, trace_id, span_id, trace_flags, scope_name)"
+    )]
     UnknownKey(String),
 }
 

@@ -1,0 +1,191 @@
+//! The service: builds the pipelines of a config, runs them, and drains them on shutdown.
+//!
+//! Data flows receiver → pipeline channel → processors → fan-out → one channel per exporter.
+//! Every channel is bounded, so a slow or unreachable backend fills them and the file
+//! readers stop reading (backpressure) instead of buffering without limit.
+//!
+//! Shutdown order: receivers stop reading and close their side; each stage flushes and
+//! closes the next when its input closes; exporters deliver what they hold. If that takes
+//! longer than the drain timeout, exporters are told to abandon: their batches' acks fail
+//! and those offsets stay uncommitted, so the lines are read again at the next start.
+
+use crate::config::{AgentConfig, ReceiverConfig};
+use anyhow::{Context, Result};
+use centimane_core::config::ComponentId;
+use centimane_core::{Batch, SharedBatch};
+use centimane_receivers::Outputs;
+use centimane_receivers::filelog::{self, FilelogHandle, FilelogSetup};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// Batches buffered between two stages. Small: each batch holds up to thousands of entries.
+const STAGE_CAPACITY: usize = 4;
+
+/// A running set of pipelines.
+pub struct Service {
+    receivers: Vec<FilelogHandle>,
+    tasks: Vec<JoinHandle<()>>,
+    exporters: Vec<JoinHandle<()>>,
+    abandon: CancellationToken,
+}
+
+impl Service {
+    /// Builds and starts everything in `config`. Must be called within a tokio runtime.
+    pub fn start(config: &AgentConfig, drain_timeout: Duration) -> Result<Service> {
+        let runtime = tokio::runtime::Handle::current();
+        let abandon = CancellationToken::new();
+        let mut storage_dirs: HashMap<ComponentId, PathBuf> = HashMap::new();
+        for (id, s) in &config.storages {
+            if s.create_directory {
+                std::fs::create_dir_all(&s.directory).with_context(|| {
+                    format!(
+                        "extension {id}: can't create directory {}",
+                        s.directory.display()
+                    )
+                })?;
+            }
+            anyhow::ensure!(
+                s.directory.is_dir(),
+                "extension {id}: directory {} does not exist (create it, or set `create_directory: true`)",
+                s.directory.display()
+            );
+            storage_dirs.insert(id.clone(), s.directory.clone());
+        }
+
+        // Exporters first: one instance per id, shared by every pipeline that lists it.
+        let mut exporter_inputs: HashMap<&ComponentId, mpsc::Sender<SharedBatch>> = HashMap::new();
+        let mut exporters = Vec::new();
+        for (id, c) in &config.exporters {
+            if !config.pipelines.values().any(|p| p.exporters.contains(id)) {
+                continue;
+            }
+            let (tx, rx) = mpsc::channel(STAGE_CAPACITY);
+            let task = centimane_exporters::spawn(id.clone(), c.clone(), rx, abandon.clone())
+                .map_err(|e| anyhow::anyhow!("exporter {id}: {e}"))?;
+            exporters.push(task);
+            exporter_inputs.insert(id, tx);
+        }
+
+        let mut tasks = Vec::new();
+        let mut receiver_outputs: HashMap<&ComponentId, Vec<mpsc::Sender<Batch>>> = HashMap::new();
+        for pipeline in config.pipelines.values() {
+            let (input_tx, mut rx) = mpsc::channel::<Batch>(STAGE_CAPACITY);
+            for r in &pipeline.receivers {
+                receiver_outputs
+                    .entry(r)
+                    .or_default()
+                    .push(input_tx.clone());
+            }
+            for id in &pipeline.processors {
+                let (tx, next_rx) = mpsc::channel(STAGE_CAPACITY);
+                let c = config.processors[id].clone();
+                tasks.push(centimane_processors::spawn(id.clone(), c, rx, tx));
+                rx = next_rx;
+            }
+            let outputs: Vec<mpsc::Sender<SharedBatch>> = pipeline
+                .exporters
+                .iter()
+                .map(|id| exporter_inputs[id].clone())
+                .collect();
+            tasks.push(tokio::spawn(fan_out(rx, outputs)));
+        }
+        drop(exporter_inputs);
+
+        let mut receivers = Vec::new();
+        for (id, c) in &config.receivers {
+            let Some(senders) = receiver_outputs.remove(id) else {
+                continue;
+            };
+            let ReceiverConfig::Filelog(c) = c;
+            let chain = centimane_operators::build_chain(&c.operators)
+                .map_err(|e| anyhow::anyhow!("receiver {id}: {e}"))?;
+            let checkpoint_dir = match &c.storage {
+                Some(s) => {
+                    let sid: ComponentId = s.parse().map_err(anyhow::Error::msg)?;
+                    Some(storage_dirs.get(&sid).cloned().with_context(|| {
+                        format!(
+                            "receiver {id}: storage {s} is not an enabled file_storage extension"
+                        )
+                    })?)
+                }
+                None => None,
+            };
+            let handle = filelog::start(FilelogSetup {
+                id: id.clone(),
+                config: c.clone(),
+                chain: Box::new(chain),
+                checkpoint_dir,
+                outputs: Outputs::new(senders),
+                runtime: runtime.clone(),
+                drain_timeout: drain_timeout + Duration::from_secs(1),
+            })
+            .map_err(|e| anyhow::anyhow!("receiver {id}: {e}"))?;
+            receivers.push(handle);
+        }
+        Ok(Service {
+            receivers,
+            tasks,
+            exporters,
+            abandon,
+        })
+    }
+
+    /// Stops receiving, drains the pipelines (bounded by `drain_timeout`), and waits for
+    /// the receivers to save their checkpoints.
+    pub async fn shutdown(self, drain_timeout: Duration) {
+        for r in &self.receivers {
+            r.stop();
+        }
+        let drain = async {
+            for t in self.tasks {
+                let _ = t.await;
+            }
+            for t in self.exporters {
+                let _ = t.await;
+            }
+        };
+        tokio::pin!(drain);
+        if tokio::time::timeout(drain_timeout, &mut drain)
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                timeout = ?drain_timeout,
+                "pipelines did not drain in time; unsent data will be read again at the next start"
+            );
+            self.abandon.cancel();
+            drain.await;
+        }
+        let receivers = self.receivers;
+        let _ = tokio::task::spawn_blocking(move || {
+            receivers.into_iter().for_each(FilelogHandle::join)
+        })
+        .await;
+    }
+}
+
+/// Hands each batch to every exporter of the pipeline; each gets its own holders of the
+/// batch's acknowledgement tokens.
+async fn fan_out(mut input: mpsc::Receiver<Batch>, outputs: Vec<mpsc::Sender<SharedBatch>>) {
+    while let Some(batch) = input.recv().await {
+        if batch.is_empty() {
+            // Everything was filtered out: nothing to deliver.
+            batch.acks.delivered();
+            continue;
+        }
+        let shared = batch.into_shared();
+        for tx in &outputs {
+            if tx.send(shared.clone()).await.is_err() {
+                tracing::error!(
+                    "an exporter stopped early; its batches will be read again at the next start"
+                );
+            }
+        }
+        // `shared` itself holds one more share of the tokens, which has nothing left to do.
+        shared.acks.delivered();
+    }
+}

@@ -1,0 +1,438 @@
+//! The time parser (stanza.md §5.7): the standalone `time_parser` operator and the embedded
+//! `timestamp:` block of every parser. Layouts are translated into tokens when the chain is
+//! built; per entry only the value is read.
+
+mod epoch;
+mod layout;
+mod parse;
+mod zone;
+
+use crate::error::ProcessError;
+use crate::operator::Operator;
+use centimane_core::{Entry, Field, Value};
+use epoch::EpochLayout;
+use jiff::civil::DateTime;
+use jiff::tz::TimeZone;
+use jiff::{SignedDuration, Timestamp};
+use layout::{Layout, OffsetStyle, Token};
+use serde::Deserialize;
+
+/// Keys of the `time_parser` operator and of the `timestamp:` block.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct TimeConfig {
+    #[serde(default = "Field::body")]
+    parse_from: Field,
+    #[serde(default)]
+    layout_type: LayoutType,
+    layout: String,
+    location: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum LayoutType {
+    #[default]
+    Strptime,
+    Gotime,
+    Epoch,
+}
+
+/// A built time parser.
+#[derive(Debug)]
+pub(crate) struct TimeParser {
+    parse_from: Field,
+    kind: Kind,
+}
+
+#[derive(Debug)]
+enum Kind {
+    Layout {
+        layout: Layout,
+        location: TimeZone,
+        zones: zone::ZoneCache,
+    },
+    Epoch(EpochLayout),
+}
+
+/// A year-less value later than this after now belongs to the previous year.
+const MAX_FUTURE: SignedDuration = SignedDuration::from_hours(7 * 24);
+
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum TimeError {
+    #[error("parsing time {value:?}: cannot parse {rest:?} as {element:?}")]
+    Mismatch {
+        value: String,
+        rest: String,
+        element: &'static str,
+    },
+    #[error("parsing time {value:?}: {what} out of range")]
+    Range { value: String, what: &'static str },
+    #[error("parsing time {value:?}: extra text {extra:?}")]
+    Extra { value: String, extra: String },
+    #[error("type '{0}' cannot be parsed as a time")]
+    WrongType(&'static str),
+    #[error("invalid value '{value}' for layout '{layout}'")]
+    EpochValue { value: String, layout: &'static str },
+    #[error("time {0} is outside the supported range")]
+    OutOfRange(String),
+}
+
+impl TimeError {
+    fn mismatch(value: &str, rest: &str, token: &Token) -> TimeError {
+        TimeError::Mismatch {
+            value: value.to_owned(),
+            rest: rest.to_owned(),
+            element: element_name(token),
+        }
+    }
+
+    fn range(value: &str, what: &'static str) -> TimeError {
+        TimeError::Range {
+            value: value.to_owned(),
+            what,
+        }
+    }
+
+    fn extra(value: &str, extra: &str) -> TimeError {
+        TimeError::Extra {
+            value: value.to_owned(),
+            extra: extra.to_owned(),
+        }
+    }
+}
+
+/// The Go layout element a token stands for, for error messages.
+fn element_name(token: &Token) -> &'static str {
+    match token {
+        Token::Lit(_) => "literal text",
+        Token::Year4 => "2006",
+        Token::Year2 => "06",
+        Token::MonthZero => "01",
+        Token::MonthNum => "1",
+        Token::MonthSpace => "_1",
+        Token::MonthShort => "Jan",
+        Token::MonthLong => "January",
+        Token::DayZero => "02",
+        Token::DayNum => "2",
+        Token::DaySpace => "_2",
+        Token::YearDayZero => "002",
+        Token::YearDaySpace => "__2",
+        Token::WeekdayShort => "Mon",
+        Token::WeekdayLong => "Monday",
+        Token::Hour24 => "15",
+        Token::Hour12 => "3",
+        Token::Hour12Zero => "03",
+        Token::Minute { fixed: true } => "04",
+        Token::Minute { fixed: false } => "4",
+        Token::Second { fixed: true } => "05",
+        Token::Second { fixed: false } => "5",
+        Token::AmPm { upper: true } => "PM",
+        Token::AmPm { upper: false } => "pm",
+        Token::Frac { exact: true, .. } => ".000",
+        Token::Frac { exact: false, .. } => ".999",
+        Token::ZoneName => "MST",
+        Token::Offset { style, z } => match (style, z) {
+            (OffsetStyle::Hhmm, false) => "-0700",
+            (OffsetStyle::Hhmm, true) => "Z0700",
+            (OffsetStyle::HhColonMm, false) => "-07:00",
+            (OffsetStyle::HhColonMm, true) => "Z07:00",
+            (OffsetStyle::Hh, false) => "-07",
+            (OffsetStyle::Hh, true) => "Z07",
+            (OffsetStyle::Hhmmss, false) => "-070000",
+            (OffsetStyle::Hhmmss, true) => "Z070000",
+            (OffsetStyle::HhColonMmColonSs, false) => "-07:00:00",
+            (OffsetStyle::HhColonMmColonSs, true) => "Z07:00:00",
+        },
+    }
+}
+
+/// The host's zone (`Local`), honouring `TZ`. Read afresh at each build, so a config reload
+/// sees a changed `TZ`; UTC if the zone cannot be determined.
+fn local_zone() -> TimeZone {
+    jiff::tz::reset_system_time_zone_cache();
+    TimeZone::try_system().unwrap_or(TimeZone::UTC)
+}
+
+impl TimeParser {
+    pub(crate) fn build(cfg: TimeConfig) -> Result<TimeParser, String> {
+        let kind = match cfg.layout_type {
+            LayoutType::Epoch => Kind::Epoch(EpochLayout::from_name(&cfg.layout)?),
+            LayoutType::Strptime | LayoutType::Gotime => {
+                let layout = match cfg.layout_type {
+                    LayoutType::Gotime => Layout::gotime(&cfg.layout),
+                    _ => Layout::strptime(&cfg.layout),
+                }
+                .map_err(|e| format!("`layout`: {e}"))?;
+                let location = match cfg.location.as_deref() {
+                    Some("Local") => local_zone(),
+                    Some(name) => TimeZone::get(name)
+                        .map_err(|e| format!("`location`: unknown time zone `{name}`: {e}"))?,
+                    // Stanza: a layout ending in a literal `Z` is UTC unless told otherwise.
+                    None if layout.ends_with_z => TimeZone::UTC,
+                    None => local_zone(),
+                };
+                Kind::Layout {
+                    layout,
+                    location,
+                    zones: zone::ZoneCache::default(),
+                }
+            }
+        };
+        Ok(TimeParser {
+            parse_from: cfg.parse_from,
+            kind,
+        })
+    }
+
+    /// Reads `value`; `now` is called only for layouts without a year.
+    fn parse_value(
+        &mut self,
+        value: &Value,
+        now: impl FnOnce() -> Timestamp,
+    ) -> Result<Timestamp, TimeError> {
+        let (layout, location, zones) = match &mut self.kind {
+            Kind::Epoch(epoch) => return epoch.parse(value),
+            Kind::Layout {
+                layout,
+                location,
+                zones,
+            } => (layout, location, zones),
+        };
+        let text = match value {
+            Value::Str(s) => std::borrow::Cow::Borrowed(s.as_str()),
+            Value::Bytes(b) => String::from_utf8_lossy(b),
+            other => return Err(TimeError::WrongType(other.type_name())),
+        };
+        let parsed = parse::parse(layout, &text)?;
+        let out_of_range = |e: jiff::Error| TimeError::OutOfRange(e.to_string());
+        if layout.has_year {
+            let civil = civil(i32::from(parsed.year), &parsed).map_err(out_of_range)?;
+            let tz = zone::zone_for(&parsed, civil, location, zones);
+            return tz.to_timestamp(civil).map_err(out_of_range);
+        }
+        // No year in the layout: this year, or last year if that is more than a week ahead.
+        let now = now();
+        let year = i32::from(location.to_datetime(now).year());
+        let this_year = civil(year, &parsed).map_err(out_of_range)?;
+        let tz = zone::zone_for(&parsed, this_year, location, zones);
+        let ts = tz.to_timestamp(this_year).map_err(out_of_range)?;
+        let limit = now.checked_add(MAX_FUTURE).map_err(out_of_range)?;
+        if ts <= limit {
+            return Ok(ts);
+        }
+        let last_year = civil(year - 1, &parsed).map_err(out_of_range)?;
+        tz.to_timestamp(last_year).map_err(out_of_range)
+    }
+}
+
+impl Operator for TimeParser {
+    /// Sets `entry.timestamp` from the `parse_from` field (which is kept).
+    fn apply(&mut self, entry: &mut Entry) -> Result<(), ProcessError> {
+        let value = self
+            .parse_from
+            .get(entry)
+            .ok_or_else(|| ProcessError::MissingField(self.parse_from.clone()))?;
+        let ts = self.parse_value(value, Timestamp::now)?;
+        entry.timestamp = Some(ts);
+        Ok(())
+    }
+}
+
+/// The civil time of `parsed` in `year`. Feb 29 in a common year rolls to Mar 1, as Go's
+/// `time.Date` normalizes it.
+fn civil(year: i32, p: &parse::Parsed<'_>) -> Result<DateTime, jiff::Error> {
+    let year = i16::try_from(year).unwrap_or(i16::MAX);
+    let (month, day) = match jiff::civil::Date::new(year, p.month, p.day) {
+        Ok(_) => (p.month, p.day),
+        Err(_) if p.month == 2 && p.day == 29 => (3, 1),
+        Err(e) => return Err(e),
+    };
+    DateTime::new(year, month, day, p.hour, p.minute, p.second, p.nanos)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    fn parser(cfg: serde_json::Value) -> TimeParser {
+        let serde_json::Value::Object(map) = cfg else {
+            panic!("config is an object")
+        };
+        TimeParser::build(crate::config::from_block(map).unwrap()).unwrap()
+    }
+
+    fn utc(layout_type: &str, layout: &str) -> TimeParser {
+        parser(json!({"layout_type": layout_type, "layout": layout, "location": "UTC"}))
+    }
+
+    fn ts(s: &str) -> Timestamp {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn strptime_and_gotime_read_the_same_value() {
+        let mut a = utc("strptime", "%a %b %e %H:%M:%S %Z %Y");
+        let mut b = utc("gotime", "Mon Jan _2 15:04:05 MST 2006");
+        for p in [&mut a, &mut b] {
+            let got = p.parse_value(&"Mon Jan  2 15:04:05 MST 2006".into(), Timestamp::now);
+            assert_eq!(got.unwrap(), ts("2006-01-02T22:04:05Z"));
+        }
+    }
+
+    #[test]
+    fn location_applies_only_without_a_zone_in_the_value() {
+        let mut p = parser(json!({"layout": "%Y-%m-%d %H:%M %z", "location": "Asia/Tokyo"}));
+        let got = p.parse_value(&"2020-01-01 00:00 +0100".into(), Timestamp::now);
+        assert_eq!(got.unwrap(), ts("2019-12-31T23:00:00Z"));
+        let mut p = parser(json!({"layout": "%Y-%m-%d %H:%M", "location": "Asia/Tokyo"}));
+        let got = p.parse_value(&"2020-01-01 09:00".into(), Timestamp::now);
+        assert_eq!(got.unwrap(), ts("2020-01-01T00:00:00Z"));
+    }
+
+    #[test]
+    fn missing_year_uses_this_or_last_year() {
+        let mut p = utc("gotime", "Jan 2 15:04:05");
+        let now = ts("2021-01-03T00:00:00Z");
+        let got = p.parse_value(&"Jan 5 00:00:00".into(), || now).unwrap();
+        assert_eq!(
+            got,
+            ts("2021-01-05T00:00:00Z"),
+            "within a week ahead: this year"
+        );
+        let got = p.parse_value(&"Dec 31 00:00:00".into(), || now).unwrap();
+        assert_eq!(got, ts("2020-12-31T00:00:00Z"), "far ahead: last year");
+        let got = p.parse_value(&"Feb 29 00:00:00".into(), || now).unwrap();
+        assert_eq!(
+            got,
+            ts("2020-02-29T00:00:00Z"),
+            "Feb 29 of last year (a leap year)"
+        );
+        let now = ts("2023-03-05T00:00:00Z");
+        let got = p.parse_value(&"Feb 29 00:00:00".into(), || now).unwrap();
+        assert_eq!(
+            got,
+            ts("2023-03-01T00:00:00Z"),
+            "Feb 29 in a common year rolls over"
+        );
+    }
+
+    #[test]
+    fn build_errors_name_the_key() {
+        let build = |cfg: serde_json::Value| {
+            let serde_json::Value::Object(map) = cfg else {
+                panic!("object")
+            };
+            crate::config::from_block::<TimeConfig>(map).and_then(TimeParser::build)
+        };
+        let err = build(json!({"layout": "%Q"})).unwrap_err();
+        assert!(err.contains("`layout`") && err.contains("%Q"), "{err}");
+        let err = build(json!({"layout": "%Y", "location": "Mars/Olympus"})).unwrap_err();
+        assert!(err.contains("`location`"), "{err}");
+        let err = build(json!({"layout": "x", "layout_type": "epoch"})).unwrap_err();
+        assert!(err.contains("`layout`"), "{err}");
+        let err = build(json!({"layout": "x", "layout_type": "native"})).unwrap_err();
+        assert!(err.contains("`layout_type`"), "{err}");
+        let err = build(json!({"layout_type": "gotime"})).unwrap_err();
+        assert!(err.contains("missing field `layout`"), "{err}");
+    }
+
+    #[test]
+    fn bad_values_are_errors() {
+        let mut p = utc("gotime", "2006-01-02");
+        for v in [
+            Value::Int(1),
+            Value::Null,
+            Value::Map(Default::default()),
+            "2006-01-32".into(),
+            "yesterday".into(),
+            Value::Bytes(vec![0xff, 0xfe]),
+        ] {
+            assert!(p.parse_value(&v, Timestamp::now).is_err(), "{v:?}");
+        }
+        assert_eq!(
+            p.parse_value(&Value::Bytes(b"2006-01-02".to_vec()), Timestamp::now)
+                .unwrap(),
+            ts("2006-01-02T00:00:00Z")
+        );
+    }
+
+    #[test]
+    fn missing_field_is_an_error_and_the_source_is_kept() {
+        let mut p = parser(json!({"parse_from": "body.t", "layout_type": "epoch", "layout": "s"}));
+        let mut e = Entry::default();
+        assert!(matches!(
+            p.apply(&mut e),
+            Err(ProcessError::MissingField(_))
+        ));
+        e.body = Value::Map([("t".to_owned(), Value::Int(1))].into_iter().collect());
+        p.apply(&mut e).unwrap();
+        assert_eq!(e.timestamp, Some(ts("1970-01-01T00:00:01Z")));
+        assert!(e.body.as_map().unwrap().contains_key("t"));
+    }
+
+    /// strptime directives jiff's strftime writes the same way.
+    const ROUND_TRIP_LAYOUTS: [&str; 6] = [
+        "%Y-%m-%dT%H:%M:%S%z",
+        "%a %b %d %H:%M:%S %Y",
+        "%A, %d %B %Y %I:%M:%S %p",
+        "%y%m%d %H%M%S",
+        "%e/%m/%Y %H:%M:%S",
+        "%Y-%m-%d %H:%M:%S.%f",
+    ];
+
+    proptest! {
+        #[test]
+        fn never_panics_on_arbitrary_input(value in "\\PC{0,40}", layout in "[%a-zA-Z0-9 :./-]{0,20}") {
+            if let Ok(l) = Layout::strptime(&layout) {
+                let _ = parse::parse(&l, &value);
+            }
+            if let Ok(l) = Layout::gotime(&layout) {
+                let _ = parse::parse(&l, &value);
+            }
+        }
+
+        #[test]
+        fn time_shaped_input_never_panics(value in "[0-9 :.,+Z-]{0,30}") {
+            let mut p = utc("gotime", "2006-01-02T15:04:05.999999999Z07:00");
+            let _ = p.parse_value(&value.as_str().into(), Timestamp::now);
+            let mut p = utc("strptime", "%d/%b/%Y:%H:%M:%S %z");
+            let _ = p.parse_value(&value.as_str().into(), Timestamp::now);
+        }
+
+        #[test]
+        fn strptime_round_trips_through_jiff(
+            secs in -2_000_000_000i64..4_000_000_000i64,
+            micros in 0i64..1_000_000,
+            offset_hours in -12i32..=14,
+            offset_extra_minutes in 0i32..60,
+            which in 0usize..ROUND_TRIP_LAYOUTS.len(),
+        ) {
+            let layout = ROUND_TRIP_LAYOUTS[which];
+            let has_offset = layout.contains("%z");
+            // A value without an offset is read in the location, so the location must be the
+            // zone it was written in: a whole-hour Etc/GMT zone (whose sign is inverted).
+            let (minutes, location) = if has_offset {
+                (offset_hours * 60 + offset_extra_minutes, "UTC".to_owned())
+            } else {
+                (offset_hours * 60, format!("Etc/GMT{:+}", -offset_hours))
+            };
+            let offset = jiff::tz::Offset::from_seconds(minutes * 60).unwrap();
+            // Two-digit years only cover 1969..2068.
+            let secs = if layout.contains("%y") { secs.rem_euclid(3_000_000_000) } else { secs };
+            let t = Timestamp::new(secs, (micros * 1000) as i32).unwrap();
+            let zoned = t.to_zoned_datetime(TimeZone::fixed(offset));
+            let text = zoned.strftime(layout).to_string();
+            let mut p = parser(json!({"layout": layout, "location": location}));
+            let got = p.parse_value(&Value::Str(text.clone()), Timestamp::now).unwrap();
+            let mut want = zoned.datetime();
+            if !layout.contains("%f") {
+                want = want.with().subsec_nanosecond(0).build().unwrap();
+            }
+            let want = TimeZone::fixed(offset).to_timestamp(want).unwrap();
+            prop_assert_eq!(got, want, "{} as {}", text, layout);
+        }
+    }
+}

@@ -1,0 +1,192 @@
+//! The `filelog` receiver: finds files by glob, identifies them by fingerprint (their first
+//! bytes, so renames and rotations keep their identity), reads new lines, runs the operator
+//! chain and sends batches downstream. Offsets are committed to the checkpoint only once
+//! the batches holding their lines were acknowledged (DESIGN §5).
+//!
+//! Everything runs on one plain thread per receiver: file I/O is blocking and must not
+//! stall the async runtime, and one thread keeps the file bookkeeping free of locks.
+
+mod checkpoint;
+mod config;
+pub(crate) mod discover;
+mod reader;
+mod tracker;
+
+pub use config::{FilelogConfig, StartAt};
+
+use crate::Outputs;
+use centimane_core::config::ComponentId;
+use centimane_core::{AckListener, AckStatus, Batch, OperatorChain};
+use crossbeam_channel::{Receiver, Sender, select};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+use tracker::Tracker;
+
+/// Everything a filelog receiver needs to run.
+pub struct FilelogSetup {
+    pub id: ComponentId,
+    pub config: FilelogConfig,
+    pub chain: Box<dyn OperatorChain>,
+    /// The storage extension's directory, when `storage` names one.
+    pub checkpoint_dir: Option<PathBuf>,
+    pub outputs: Outputs,
+    /// The runtime the pipeline's channels live on (for waiting on a full channel).
+    pub runtime: tokio::runtime::Handle,
+    /// How long to wait at shutdown for in-flight batches to be acknowledged.
+    pub drain_timeout: Duration,
+}
+
+/// A running filelog receiver.
+pub struct FilelogHandle {
+    stop: Arc<AtomicBool>,
+    wake: Sender<()>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl FilelogHandle {
+    /// Asks the receiver to stop reading. It then waits for its in-flight batches to be
+    /// acknowledged (bounded by `drain_timeout`), saves its checkpoint and ends.
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::Release);
+        let _ = self.wake.try_send(());
+    }
+
+    /// Waits for the receiver's thread to end.
+    pub fn join(mut self) {
+        if let Some(t) = self.thread.take() {
+            if t.join().is_err() {
+                tracing::error!("a filelog receiver thread panicked");
+            }
+        }
+    }
+}
+
+/// Sends acknowledgements into the receiver thread's channel.
+struct AckSender(Sender<(u64, AckStatus)>);
+
+impl AckListener for AckSender {
+    fn on_ack(&self, id: u64, status: AckStatus) {
+        // The receiver may already be gone after an abandoned shutdown; then the checkpoint
+        // was saved without this batch, which is the safe outcome.
+        let _ = self.0.send((id, status));
+    }
+}
+
+/// Validates the setup (loads the checkpoint) and starts the receiver thread.
+pub fn start(setup: FilelogSetup) -> Result<FilelogHandle, String> {
+    let (ack_tx, ack_rx) = crossbeam_channel::unbounded();
+    let (wake_tx, wake_rx) = crossbeam_channel::bounded(1);
+    let stop = Arc::new(AtomicBool::new(false));
+    let tracker = Tracker::new(&setup, Arc::new(AckSender(ack_tx)), stop.clone())?;
+    let id = setup.id.to_string();
+    let thread = std::thread::Builder::new()
+        .name(format!("filelog {id}"))
+        .spawn(move || run(setup, tracker, ack_rx, wake_rx))
+        .map_err(|e| format!("can't start the thread of receiver {id}: {e}"))?;
+    Ok(FilelogHandle {
+        stop,
+        wake: wake_tx,
+        thread: Some(thread),
+    })
+}
+
+fn run(
+    setup: FilelogSetup,
+    mut tracker: Tracker,
+    acks: Receiver<(u64, AckStatus)>,
+    wake: Receiver<()>,
+) {
+    let poll_interval = setup.config.poll_interval.0;
+    let FilelogSetup {
+        mut chain,
+        outputs,
+        runtime,
+        drain_timeout,
+        ..
+    } = setup;
+    let sender = BatchSender {
+        outputs,
+        runtime,
+        stop: tracker.stop_flag(),
+    };
+    // The first poll happens one interval after start, as in the Collector.
+    let mut next_poll = std::time::Instant::now() + poll_interval;
+    while !tracker.stopping() {
+        select! {
+            recv(acks) -> msg => {
+                if let Ok((id, status)) = msg {
+                    tracker.on_ack(id, status);
+                }
+            }
+            recv(wake) -> _ => {}
+            default(next_poll.saturating_duration_since(std::time::Instant::now())) => {
+                while let Ok((id, status)) = acks.try_recv() {
+                    tracker.on_ack(id, status);
+                }
+                tracker.poll(chain.as_mut(), &sender);
+                tracker.save_checkpoint();
+                next_poll = std::time::Instant::now() + poll_interval;
+            }
+        }
+    }
+    // Entries the operators hold (none for the operators of this build) go out without
+    // offsets: nothing can be committed for them.
+    let mut held = Vec::new();
+    chain.flush(&mut held);
+    if !held.is_empty() {
+        sender.send(Batch::new(held, Default::default()));
+    }
+    // Closing our side of the pipeline lets it drain; wait for what is in flight.
+    drop(sender);
+    let deadline = std::time::Instant::now() + drain_timeout;
+    while tracker.in_flight() > 0 {
+        match acks.recv_deadline(deadline) {
+            Ok((id, status)) => tracker.on_ack(id, status),
+            Err(_) => {
+                tracing::warn!(
+                    batches = tracker.in_flight(),
+                    "shutting down with unacknowledged batches; their lines will be read again at the next start"
+                );
+                break;
+            }
+        }
+    }
+    tracker.close_files();
+    tracker.save_checkpoint();
+}
+
+/// Hands batches to the pipeline, waiting while its channel is full (backpressure) but
+/// giving up when the receiver is asked to stop.
+struct BatchSender {
+    outputs: Outputs,
+    runtime: tokio::runtime::Handle,
+    stop: Arc<AtomicBool>,
+}
+
+impl BatchSender {
+    /// False when the batch could not be handed over (stopping, or the pipeline is gone);
+    /// its acknowledgement then fails and the offsets stay uncommitted.
+    fn send(&self, batch: Batch) -> bool {
+        for (tx, copy) in self.outputs.fan_out(batch) {
+            let mut copy = Some(copy);
+            loop {
+                let reserved = self.runtime.block_on(async {
+                    tokio::time::timeout(Duration::from_millis(100), tx.reserve()).await
+                });
+                match reserved {
+                    Ok(Ok(permit)) => {
+                        permit.send(copy.take().expect("sent once"));
+                        break;
+                    }
+                    Ok(Err(_closed)) => return false,
+                    Err(_timeout) if self.stop.load(Ordering::Acquire) => return false,
+                    Err(_timeout) => {}
+                }
+            }
+        }
+        true
+    }
+}
