@@ -22,8 +22,12 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-/// Batches buffered between two stages. Small: each batch holds up to thousands of entries.
-const STAGE_CAPACITY: usize = 4;
+/// Batches buffered between a receiver and its pipeline (receiver batches are small, up to
+/// 1000 lines).
+const INPUT_CAPACITY: usize = 2;
+/// Batches buffered between later stages. One: a processed batch holds thousands of
+/// entries, and every extra slot is held in memory while the backend is down.
+const STAGE_CAPACITY: usize = 1;
 
 /// A running set of pipelines.
 pub struct Service {
@@ -73,7 +77,7 @@ impl Service {
         let mut tasks = Vec::new();
         let mut receiver_outputs: HashMap<&ComponentId, Vec<mpsc::Sender<Batch>>> = HashMap::new();
         for pipeline in config.pipelines.values() {
-            let (input_tx, mut rx) = mpsc::channel::<Batch>(STAGE_CAPACITY);
+            let (input_tx, mut rx) = mpsc::channel::<Batch>(INPUT_CAPACITY);
             for r in &pipeline.receivers {
                 receiver_outputs
                     .entry(r)

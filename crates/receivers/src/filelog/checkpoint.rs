@@ -114,7 +114,7 @@ mod tests {
         assert_eq!(store.load().unwrap(), []);
         let cp = FileCheckpoint::new(b"first bytes", Path::new("/x.log"), 42, 3);
         store.save(vec![cp.clone()]).unwrap();
-        assert_eq!(store.load().unwrap(), [cp.clone()]);
+        assert_eq!(store.load().unwrap(), std::slice::from_ref(&cp));
         assert_eq!(cp.fingerprint_bytes().unwrap(), b"first bytes");
         assert!(store.path().ends_with("filelog_filelog_app.json"));
     }

@@ -56,10 +56,10 @@ impl FilelogHandle {
 
     /// Waits for the receiver's thread to end.
     pub fn join(mut self) {
-        if let Some(t) = self.thread.take() {
-            if t.join().is_err() {
-                tracing::error!("a filelog receiver thread panicked");
-            }
+        if let Some(t) = self.thread.take()
+            && t.join().is_err()
+        {
+            tracing::error!("a filelog receiver thread panicked");
         }
     }
 }

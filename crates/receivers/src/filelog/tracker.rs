@@ -238,10 +238,10 @@ impl Tracker {
                 break;
             }
             self.read_file(*key, chain, sender);
-            if i >= self.max_open_files {
-                if let Some(f) = self.files.get_mut(key) {
-                    f.handle = None;
-                }
+            if i >= self.max_open_files
+                && let Some(f) = self.files.get_mut(key)
+            {
+                f.handle = None;
             }
         }
         let polls = self.polls;
