@@ -6,7 +6,7 @@
 use centimane_core::config::ComponentId;
 use centimane_exporters::ExporterConfig;
 use centimane_processors::ProcessorConfig;
-use centimane_receivers::filelog::FilelogConfig;
+use centimane_receivers::ReceiverConfig;
 use indexmap::IndexMap;
 use serde::Deserialize;
 use serde_saphyr::Spanned;
@@ -59,11 +59,6 @@ pub struct AgentConfig {
     pub pipelines: IndexMap<String, Pipeline>,
     /// `service.telemetry.logs.level`, if set.
     pub log_level: Option<String>,
-}
-
-#[derive(Debug, Clone)]
-pub enum ReceiverConfig {
-    Filelog(FilelogConfig),
 }
 
 #[derive(Debug, Clone)]
@@ -176,22 +171,20 @@ pub fn parse(
         |kind, v| match kind {
             "file_storage" => serde_json::from_value::<FileStorageConfig>(null_to_empty(v))
                 .map_err(|e| e.to_string()),
-            _ => unreachable!("kinds are checked against EXTENSION_TYPES"),
+            other => Err(format!("unknown extension type `{other}`")),
         },
     );
     let receivers = ctx.section(
         "receivers",
         raw.receivers,
         centimane_receivers::RECEIVER_TYPES,
-        |kind, v| match kind {
-            "filelog" => {
-                let c = FilelogConfig::parse(v)?;
+        |kind, v| {
+            let c = centimane_receivers::parse_config(kind, v)?;
+            if let Some(ops) = c.operators() {
                 // Build the chain once here so operator errors surface at validate time.
-                centimane_operators::build_chain(&c.operators)
-                    .map_err(|e| format!("`operators`: {e}"))?;
-                Ok(ReceiverConfig::Filelog(c))
+                centimane_operators::build_chain(ops).map_err(|e| format!("`operators`: {e}"))?;
             }
-            _ => unreachable!("kinds are checked against RECEIVER_TYPES"),
+            Ok(c)
         },
     );
     let processors = ctx.section(
@@ -287,8 +280,7 @@ pub fn parse(
                 );
             }
             for (id, r) in &receivers {
-                let ReceiverConfig::Filelog(c) = r;
-                if let Some(storage) = &c.storage {
+                if let Some(storage) = r.storage() {
                     let ok = storage
                         .parse::<ComponentId>()
                         .is_ok_and(|s| enabled_storages.contains(&s));

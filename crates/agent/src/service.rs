@@ -9,12 +9,11 @@
 //! longer than the drain timeout, exporters are told to abandon: their batches' acks fail
 //! and those offsets stay uncommitted, so the lines are read again at the next start.
 
-use crate::config::{AgentConfig, ReceiverConfig};
+use crate::config::AgentConfig;
 use anyhow::{Context, Result};
 use centimane_core::config::ComponentId;
 use centimane_core::{Batch, SharedBatch};
-use centimane_receivers::Outputs;
-use centimane_receivers::filelog::{self, FilelogHandle, FilelogSetup};
+use centimane_receivers::{Outputs, ReceiverContext, ReceiverHandle};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -31,7 +30,7 @@ const STAGE_CAPACITY: usize = 1;
 
 /// A running set of pipelines.
 pub struct Service {
-    receivers: Vec<FilelogHandle>,
+    receivers: Vec<ReceiverHandle>,
     tasks: Vec<JoinHandle<()>>,
     exporters: Vec<JoinHandle<()>>,
     abandon: CancellationToken,
@@ -104,10 +103,14 @@ impl Service {
             let Some(senders) = receiver_outputs.remove(id) else {
                 continue;
             };
-            let ReceiverConfig::Filelog(c) = c;
-            let chain = centimane_operators::build_chain(&c.operators)
-                .map_err(|e| anyhow::anyhow!("receiver {id}: {e}"))?;
-            let checkpoint_dir = match &c.storage {
+            let chain: Box<dyn centimane_core::OperatorChain> = match c.operators() {
+                Some(ops) => Box::new(
+                    centimane_operators::build_chain(ops)
+                        .map_err(|e| anyhow::anyhow!("receiver {id}: {e}"))?,
+                ),
+                None => Box::new(centimane_core::operator::Passthrough),
+            };
+            let storage_dir = match c.storage() {
                 Some(s) => {
                     let sid: ComponentId = s.parse().map_err(anyhow::Error::msg)?;
                     Some(storage_dirs.get(&sid).cloned().with_context(|| {
@@ -118,16 +121,16 @@ impl Service {
                 }
                 None => None,
             };
-            let handle = filelog::start(FilelogSetup {
+            let ctx = ReceiverContext {
                 id: id.clone(),
-                config: c.clone(),
-                chain: Box::new(chain),
-                checkpoint_dir,
+                chain,
+                storage_dir,
                 outputs: Outputs::new(senders),
                 runtime: runtime.clone(),
                 drain_timeout: drain_timeout + Duration::from_secs(1),
-            })
-            .map_err(|e| anyhow::anyhow!("receiver {id}: {e}"))?;
+            };
+            let handle = centimane_receivers::start(c.clone(), ctx)
+                .map_err(|e| anyhow::anyhow!("receiver {id}: {e}"))?;
             receivers.push(handle);
         }
         Ok(Service {
@@ -166,7 +169,7 @@ impl Service {
         }
         let receivers = self.receivers;
         let _ = tokio::task::spawn_blocking(move || {
-            receivers.into_iter().for_each(FilelogHandle::join)
+            receivers.into_iter().for_each(ReceiverHandle::join)
         })
         .await;
     }

@@ -4,11 +4,95 @@
 
 pub mod filelog;
 
-use centimane_core::Batch;
+use centimane_core::config::ComponentId;
+use centimane_core::{Batch, OperatorChain};
+use std::path::PathBuf;
+use std::time::Duration;
 use tokio::sync::mpsc;
 
 /// Every receiver type this build has.
 pub const RECEIVER_TYPES: &[&str] = &["filelog"];
+
+/// A validated receiver config.
+#[derive(Debug, Clone)]
+pub enum ReceiverConfig {
+    Filelog(filelog::FilelogConfig),
+}
+
+impl ReceiverConfig {
+    /// The receiver's `operators:` list, for the agent to build into a chain.
+    pub fn operators(&self) -> Option<&serde_json::Value> {
+        match self {
+            ReceiverConfig::Filelog(c) => Some(&c.operators),
+        }
+    }
+
+    /// The storage extension the receiver keeps its state in, if any.
+    pub fn storage(&self) -> Option<&str> {
+        match self {
+            ReceiverConfig::Filelog(c) => c.storage.as_deref(),
+        }
+    }
+}
+
+/// Parses one receiver's config block. Errors name the offending key in backticks.
+pub fn parse_config(kind: &str, config: serde_json::Value) -> Result<ReceiverConfig, String> {
+    match kind {
+        "filelog" => filelog::FilelogConfig::parse(config).map(ReceiverConfig::Filelog),
+        other => Err(format!("unknown receiver type `{other}`")),
+    }
+}
+
+/// What a receiver gets from the service besides its config.
+pub struct ReceiverContext {
+    pub id: ComponentId,
+    /// The chain built from the receiver's `operators:`.
+    pub chain: Box<dyn OperatorChain>,
+    /// The directory of the storage extension named by the receiver's `storage`.
+    pub storage_dir: Option<PathBuf>,
+    pub outputs: Outputs,
+    /// The runtime the pipeline's channels live on.
+    pub runtime: tokio::runtime::Handle,
+    /// How long to wait at shutdown for in-flight batches to be acknowledged.
+    pub drain_timeout: Duration,
+}
+
+/// A running receiver.
+pub enum ReceiverHandle {
+    Filelog(filelog::FilelogHandle),
+}
+
+impl ReceiverHandle {
+    /// Asks the receiver to stop taking in data; it then drains (see each receiver).
+    pub fn stop(&self) {
+        match self {
+            ReceiverHandle::Filelog(h) => h.stop(),
+        }
+    }
+
+    /// Waits until the receiver has finished (blocking).
+    pub fn join(self) {
+        match self {
+            ReceiverHandle::Filelog(h) => h.join(),
+        }
+    }
+}
+
+/// Starts a receiver.
+pub fn start(config: ReceiverConfig, ctx: ReceiverContext) -> Result<ReceiverHandle, String> {
+    match config {
+        ReceiverConfig::Filelog(c) => filelog::start(filelog::FilelogSetup {
+            id: ctx.id,
+            config: c,
+            chain: ctx.chain,
+            checkpoint_dir: ctx.storage_dir,
+            outputs: ctx.outputs,
+            runtime: ctx.runtime,
+            drain_timeout: ctx.drain_timeout,
+        })
+        .map(ReceiverHandle::Filelog),
+    }
+}
 
 /// Where a receiver sends its batches: one channel per pipeline that lists the receiver.
 /// A batch going to several pipelines is copied, and each copy holds the acknowledgement
