@@ -162,6 +162,7 @@ pub fn parse(
         lines: &lines,
         env,
         errors: &mut errors,
+        invalid: Vec::new(),
     };
 
     let storages = ctx.section(
@@ -250,6 +251,7 @@ pub fn parse(
                         for n in names {
                             match n.parse::<ComponentId>() {
                                 Ok(id) if known.contains(&&id) => ids.push(id),
+                                _ if ctx.invalid.contains(&format!("{kind}s.{n}")) => {}
                                 _ => ctx.errors.push(ConfigError {
                                     line,
                                     place: place.clone(),
@@ -312,6 +314,9 @@ struct Ctx<'a> {
     lines: &'a [&'a str],
     env: &'a dyn Fn(&str) -> Option<String>,
     errors: &'a mut Vec<ConfigError>,
+    /// `section.id` of components that are defined but invalid: already reported, so a
+    /// pipeline naming them is not also told they are undefined.
+    invalid: Vec<String>,
 }
 
 impl Ctx<'_> {
@@ -330,6 +335,7 @@ impl Ctx<'_> {
             let id = match name.parse::<ComponentId>() {
                 Ok(id) => id,
                 Err(e) => {
+                    self.invalid.push(format!("{section}.{name}"));
                     self.errors.push(ConfigError {
                         line: Some(line),
                         place,
@@ -339,6 +345,7 @@ impl Ctx<'_> {
                 }
             };
             if !kinds.contains(&id.kind.as_str()) {
+                self.invalid.push(format!("{section}.{id}"));
                 let hint = closest(&id.kind, kinds.iter().copied())
                     .map(|k| format!("; did you mean `{k}`?"))
                     .unwrap_or_default();
@@ -370,6 +377,7 @@ impl Ctx<'_> {
                     out.insert(id, c);
                 }
                 Err(message) => {
+                    self.invalid.push(format!("{section}.{id}"));
                     let line = key_line(self.lines, line, &message).unwrap_or(line);
                     let message = match suggest(&message) {
                         Some(s) if !message.contains("did you mean") => {
