@@ -170,8 +170,7 @@ pub fn parse(
         raw.extensions,
         EXTENSION_TYPES,
         |kind, v| match kind {
-            "file_storage" => serde_json::from_value::<FileStorageConfig>(null_to_empty(v))
-                .map_err(|e| e.to_string()),
+            "file_storage" => centimane_core::config::from_json::<FileStorageConfig>(v),
             other => Err(format!("unknown extension type `{other}`")),
         },
     );
@@ -181,9 +180,13 @@ pub fn parse(
         centimane_receivers::RECEIVER_TYPES,
         |kind, v| {
             let c = centimane_receivers::parse_config(kind, v)?;
+            // Build the chains once here so operator errors surface at validate time.
             if let Some(ops) = c.operators() {
-                // Build the chain once here so operator errors surface at validate time.
-                centimane_operators::build_chain(ops).map_err(|e| format!("`operators`: {e}"))?;
+                centimane_operators::build_chain(&ops).map_err(|e| format!("`operators`: {e}"))?;
+            }
+            if let Some(ops) = c.header_operators() {
+                centimane_operators::build_chain(ops)
+                    .map_err(|e| format!("`header.metadata_operators`: {e}"))?;
             }
             Ok(c)
         },
@@ -399,14 +402,6 @@ impl Ctx<'_> {
 
 fn singular(section: &str) -> &str {
     section.strip_suffix('s').unwrap_or(section)
-}
-
-fn null_to_empty(v: serde_json::Value) -> serde_json::Value {
-    if v.is_null() {
-        serde_json::Value::Object(Default::default())
-    } else {
-        v
-    }
 }
 
 fn undefined<'a>(kind: &str, name: &str, known: impl Iterator<Item = &'a ComponentId>) -> String {

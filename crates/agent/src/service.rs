@@ -105,10 +105,17 @@ impl Service {
             };
             let chain: Box<dyn centimane_core::OperatorChain> = match c.operators() {
                 Some(ops) => Box::new(
-                    centimane_operators::build_chain(ops)
+                    centimane_operators::build_chain(&ops)
                         .map_err(|e| anyhow::anyhow!("receiver {id}: {e}"))?,
                 ),
                 None => Box::new(centimane_core::operator::Passthrough),
+            };
+            let header_chain = match c.header_operators() {
+                Some(ops) => Some(Box::new(
+                    centimane_operators::build_chain(ops)
+                        .map_err(|e| anyhow::anyhow!("receiver {id}: header: {e}"))?,
+                ) as Box<dyn centimane_core::OperatorChain>),
+                None => None,
             };
             let storage_dir = match c.storage() {
                 Some(s) => {
@@ -124,6 +131,7 @@ impl Service {
             let ctx = ReceiverContext {
                 id: id.clone(),
                 chain,
+                header_chain,
                 storage_dir,
                 outputs: Outputs::new(senders),
                 runtime: runtime.clone(),

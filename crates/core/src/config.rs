@@ -4,6 +4,25 @@
 use std::fmt;
 use std::time::Duration;
 
+/// Deserializes a component's config block, naming the key of any error in backticks
+/// (`` `retry.max_interval`: invalid duration ... ``) so the agent can point at its line.
+pub fn from_json<T: serde::de::DeserializeOwned>(config: serde_json::Value) -> Result<T, String> {
+    let config = if config.is_null() {
+        serde_json::Value::Object(Default::default())
+    } else {
+        config
+    };
+    serde_path_to_error::deserialize(config).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner().to_string();
+        if path == "." || inner.contains("unknown field") {
+            inner
+        } else {
+            format!("`{path}`: {inner}")
+        }
+    })
+}
+
 /// A duration written the Go way (`200ms`, `1.5s`, `1h30m`, `0`); a bare integer is
 /// nanoseconds, as the Collector's config decoder reads it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]

@@ -20,10 +20,19 @@ pub enum ReceiverConfig {
 }
 
 impl ReceiverConfig {
-    /// The receiver's `operators:` list, for the agent to build into a chain.
-    pub fn operators(&self) -> Option<&serde_json::Value> {
+    /// The operators the agent builds into the receiver's chain: the `operators:` list,
+    /// after `add` operators for the receiver-level `attributes` and `resource` (which
+    /// apply to every entry before the user's operators, as in the Collector).
+    pub fn operators(&self) -> Option<serde_json::Value> {
         match self {
-            ReceiverConfig::Filelog(c) => Some(&c.operators),
+            ReceiverConfig::Filelog(c) => Some(filelog::operators_with_static_fields(c)),
+        }
+    }
+
+    /// The chain of `header.metadata_operators`, when the receiver reads file headers.
+    pub fn header_operators(&self) -> Option<&serde_json::Value> {
+        match self {
+            ReceiverConfig::Filelog(c) => c.header.as_ref().map(|h| &h.metadata_operators),
         }
     }
 
@@ -46,8 +55,10 @@ pub fn parse_config(kind: &str, config: serde_json::Value) -> Result<ReceiverCon
 /// What a receiver gets from the service besides its config.
 pub struct ReceiverContext {
     pub id: ComponentId,
-    /// The chain built from the receiver's `operators:`.
+    /// The chain built from the receiver's `operators()`.
     pub chain: Box<dyn OperatorChain>,
+    /// The chain built from `header_operators()`.
+    pub header_chain: Option<Box<dyn OperatorChain>>,
     /// The directory of the storage extension named by the receiver's `storage`.
     pub storage_dir: Option<PathBuf>,
     pub outputs: Outputs,
@@ -85,6 +96,7 @@ pub fn start(config: ReceiverConfig, ctx: ReceiverContext) -> Result<ReceiverHan
             id: ctx.id,
             config: c,
             chain: ctx.chain,
+            header_chain: ctx.header_chain,
             checkpoint_dir: ctx.storage_dir,
             outputs: ctx.outputs,
             runtime: ctx.runtime,

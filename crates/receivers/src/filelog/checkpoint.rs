@@ -5,6 +5,7 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+use centimane_core::Map;
 use serde::{Deserialize, Serialize};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -19,6 +20,12 @@ pub(crate) struct FileCheckpoint {
     pub offset: u64,
     /// Lines (tokens) before `offset`.
     pub record_num: u64,
+    /// The header (see the `header` setting) was read completely.
+    #[serde(default)]
+    pub header_finalized: bool,
+    /// Attributes the header produced, added to every entry of the file.
+    #[serde(default)]
+    pub header_attributes: Map,
 }
 
 impl FileCheckpoint {
@@ -28,6 +35,8 @@ impl FileCheckpoint {
             path: path.display().to_string(),
             offset,
             record_num,
+            header_finalized: false,
+            header_attributes: Map::new(),
         }
     }
 

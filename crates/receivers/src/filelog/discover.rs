@@ -38,6 +38,14 @@ impl Finder {
         Ok(Finder { includes, exclude })
     }
 
+    /// The directories walked, and whether each is walked recursively.
+    pub(crate) fn roots(&self) -> Vec<(PathBuf, bool)> {
+        self.includes
+            .iter()
+            .map(|(root, depth, _)| (root.clone(), *depth > 1))
+            .collect()
+    }
+
     /// Regular files matching an include and no exclude, sorted, without duplicates.
     /// Unreadable directories are skipped (they are logged by the caller's next attempt to
     /// open a file, not here, to keep a busy poll loop quiet).

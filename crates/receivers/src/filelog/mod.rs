@@ -9,10 +9,16 @@
 mod checkpoint;
 mod config;
 pub(crate) mod discover;
+mod fileinfo;
+mod order;
 mod reader;
+mod split;
 mod tracker;
 
-pub use config::{FilelogConfig, StartAt};
+pub use config::{
+    Compression, FilelogConfig, HeaderConfig, MaxLogSizeBehavior, MultilineConfig, OnTruncate,
+    OrderingCriteria, SortRule, SortType, StartAt,
+};
 
 use crate::Outputs;
 use centimane_core::config::ComponentId;
@@ -25,11 +31,38 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 use tracker::Tracker;
 
+/// The `operators:` list preceded by `add` operators for the receiver-level `attributes`
+/// and `resource` maps.
+pub fn operators_with_static_fields(c: &FilelogConfig) -> serde_json::Value {
+    use serde_json::{Value as J, json};
+    let user = match &c.operators {
+        J::Array(user) => user.as_slice(),
+        J::Null => &[],
+        // Not a list: the chain builder reports it.
+        other => return other.clone(),
+    };
+    let mut ops = Vec::new();
+    for (root, map) in [("attributes", &c.attributes), ("resource", &c.resource)] {
+        for (i, (key, value)) in map.iter().enumerate() {
+            let field = if key.contains('"') {
+                format!("{root}['{key}']")
+            } else {
+                format!("{root}[\"{key}\"]")
+            };
+            ops.push(json!({"type": "add", "id": format!("filelog_{root}_{i}"), "field": field, "value": value}));
+        }
+    }
+    ops.extend(user.iter().cloned());
+    J::Array(ops)
+}
+
 /// Everything a filelog receiver needs to run.
 pub struct FilelogSetup {
     pub id: ComponentId,
     pub config: FilelogConfig,
     pub chain: Box<dyn OperatorChain>,
+    /// The chain of `header.metadata_operators`, when `header` is set.
+    pub header_chain: Option<Box<dyn OperatorChain>>,
     /// The storage extension's directory, when `storage` names one.
     pub checkpoint_dir: Option<PathBuf>,
     pub outputs: Outputs,
@@ -76,15 +109,20 @@ impl AckListener for AckSender {
 }
 
 /// Validates the setup (loads the checkpoint) and starts the receiver thread.
-pub fn start(setup: FilelogSetup) -> Result<FilelogHandle, String> {
+pub fn start(mut setup: FilelogSetup) -> Result<FilelogHandle, String> {
     let (ack_tx, ack_rx) = crossbeam_channel::unbounded();
     let (wake_tx, wake_rx) = crossbeam_channel::bounded(1);
     let stop = Arc::new(AtomicBool::new(false));
-    let tracker = Tracker::new(&setup, Arc::new(AckSender(ack_tx)), stop.clone())?;
+    let tracker = Tracker::new(&mut setup, Arc::new(AckSender(ack_tx)), stop.clone())?;
     let id = setup.id.to_string();
+    let watcher = watch(&tracker, wake_tx.clone(), &id);
     let thread = std::thread::Builder::new()
         .name(format!("filelog {id}"))
-        .spawn(move || run(setup, tracker, ack_rx, wake_rx))
+        .spawn(move || {
+            // Owned by the thread so events stop when it ends.
+            let _watcher = watcher;
+            run(setup, tracker, ack_rx, wake_rx)
+        })
         .map_err(|e| format!("can't start the thread of receiver {id}: {e}"))?;
     Ok(FilelogHandle {
         stop,
@@ -92,6 +130,34 @@ pub fn start(setup: FilelogSetup) -> Result<FilelogHandle, String> {
         thread: Some(thread),
     })
 }
+
+/// File events only wake the poll loop early; polling stays the source of truth (events
+/// overflow, watch limits run out, network filesystems send none). A watcher that can't be
+/// set up is logged and polling carries on alone.
+fn watch(tracker: &Tracker, wake: Sender<()>, id: &str) -> Option<notify::RecommendedWatcher> {
+    use notify::Watcher;
+    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+        if event.is_ok_and(|e| !e.kind.is_access()) {
+            let _ = wake.try_send(());
+        }
+    })
+    .map_err(|e| tracing::debug!(receiver = %id, error = %e, "no file events; polling only"))
+    .ok()?;
+    for (root, recursive) in tracker.watch_roots() {
+        let mode = if recursive {
+            notify::RecursiveMode::Recursive
+        } else {
+            notify::RecursiveMode::NonRecursive
+        };
+        if let Err(e) = watcher.watch(&root, mode) {
+            tracing::debug!(receiver = %id, path = %root.display(), error = %e, "can't watch directory; polling only");
+        }
+    }
+    Some(watcher)
+}
+
+/// After a file event, poll this soon (events come in bursts: one poll covers a burst).
+const EVENT_DELAY: Duration = Duration::from_millis(10);
 
 fn run(
     setup: FilelogSetup,
@@ -114,6 +180,7 @@ fn run(
     };
     // The first poll happens one interval after start, as in the Collector.
     let mut next_poll = std::time::Instant::now() + poll_interval;
+    let mut last_poll = std::time::Instant::now();
     while !tracker.stopping() {
         select! {
             recv(acks) -> msg => {
@@ -121,14 +188,23 @@ fn run(
                     tracker.on_ack(id, status);
                 }
             }
-            recv(wake) -> _ => {}
+            recv(wake) -> _ => {
+                // Bursts of events on a busy file must not turn into a poll per write.
+                let soon = (last_poll + poll_interval / 4).max(std::time::Instant::now() + EVENT_DELAY);
+                // Not before the first regular poll: `start_at: end` applies to what exists
+                // one interval after start.
+                if tracker.polled() && soon < next_poll {
+                    next_poll = soon;
+                }
+            }
             default(next_poll.saturating_duration_since(std::time::Instant::now())) => {
                 while let Ok((id, status)) = acks.try_recv() {
                     tracker.on_ack(id, status);
                 }
+                last_poll = std::time::Instant::now();
                 tracker.poll(chain.as_mut(), &sender);
                 tracker.save_checkpoint();
-                next_poll = std::time::Instant::now() + poll_interval;
+                next_poll = last_poll + poll_interval;
             }
         }
     }

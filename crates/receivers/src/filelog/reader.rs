@@ -1,41 +1,52 @@
-//! Reading one file from an offset: split into lines with memchr, cut over-long lines into
-//! `max_log_size` pieces, hold an unterminated last line until it is finished or has been
+//! Reading one file from an offset: cut it into tokens (see `split`), cut over-long tokens
+//! at `max_log_size`, hold an unterminated last token until it is finished or has been
 //! quiet for `force_flush_period`.
 //!
 //! Invariant: `offset` is always at a token boundary — the byte after the last token handed
 //! out. An unterminated tail is never consumed unless it is force-flushed, so a restart
 //! re-reads it whole.
 
-use std::fs::File;
-use std::os::unix::fs::FileExt;
+use super::split::{Decode, Split, Trim};
+use centimane_core::Value;
+use std::io::Read;
 use std::time::{Duration, Instant};
 
 const READ_CHUNK: usize = 64 * 1024;
 
-/// How tokens are cut and cleaned; the same for every file of a receiver.
+/// How tokens are cut and turned into bodies; the same for every file of a receiver.
 #[derive(Debug, Clone)]
 pub(crate) struct SplitOptions {
+    pub split: Split,
+    pub decode: Decode,
+    pub trim: Trim,
     pub max_log_size: usize,
+    /// `max_log_size_behavior: truncate`: keep the first piece of an over-long token and
+    /// drop the rest up to the next delimiter.
+    pub truncate: bool,
     pub force_flush_period: Duration,
-    pub preserve_leading_whitespaces: bool,
-    pub preserve_trailing_whitespaces: bool,
 }
 
-/// A line ready to become an entry.
+/// A token ready to become an entry.
 #[derive(Debug, PartialEq)]
 pub(crate) struct Line {
-    pub text: String,
+    pub body: Value,
+    /// Byte offset of the token in the file.
+    pub offset: u64,
+    /// 1-based position of the token in the file, empty tokens included.
+    pub record_num: u64,
 }
 
 /// Where a file's reading stands.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub(crate) struct ReadPosition {
     /// The byte after the last token handed out.
     pub offset: u64,
     /// Tokens handed out so far, empty ones included (Stanza's record number).
     pub record_num: u64,
-    /// Where the unterminated tail started and how long it was last time, and since when
-    /// it has been like that.
+    /// Truncate mode: the rest of an over-long token is being skipped.
+    skipping: bool,
+    /// Where the unterminated tail started, how long it was, and since when it has been
+    /// like that.
     tail: Option<(u64, usize, Instant)>,
 }
 
@@ -44,7 +55,7 @@ impl ReadPosition {
         ReadPosition {
             offset,
             record_num,
-            tail: None,
+            ..ReadPosition::default()
         }
     }
 }
@@ -52,96 +63,119 @@ impl ReadPosition {
 /// Why a read stopped.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum ReadEnd {
-    /// Reached the end of the file (an unterminated tail may be held back).
+    /// Reached the end of the data (an unterminated tail may be held back).
     Eof,
     /// `max_lines` lines are ready; call again for more.
     Full,
 }
 
-/// Reads lines from `pos.offset` until EOF or until `max_lines` more lines were appended to
-/// `lines`.
-/// `scratch` is a buffer reused across files to avoid per-read allocation.
+/// Reads tokens from `source` (positioned at `pos.offset`) until its end or until
+/// `max_lines` more lines were appended to `lines`. `scratch` is a buffer reused across
+/// files. With `finish`, an unterminated tail at the end is emitted at once (a gzip member
+/// is complete when it decodes).
 pub(crate) fn read_lines(
-    file: &File,
+    source: &mut dyn Read,
     pos: &mut ReadPosition,
     opts: &SplitOptions,
     max_lines: usize,
     scratch: &mut Vec<u8>,
     lines: &mut Vec<Line>,
+    finish: bool,
 ) -> std::io::Result<ReadEnd> {
     scratch.clear();
     let limit = lines.len() + max_lines;
-    // scratch[0] is at file offset pos.offset; `start` is the first unconsumed byte and
-    // `scanned` how far we already looked for a newline.
-    let mut start = 0usize;
-    let mut scanned = 0usize;
+    let mut eof = false;
+    // scratch[0] is at pos.offset (uncompressed files); consumed bytes are drained.
     loop {
-        let filled = scratch.len();
-        scratch.resize(filled + READ_CHUNK, 0);
-        let n = loop {
-            match file.read_at(&mut scratch[filled..], pos.offset + filled as u64) {
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                other => break other,
-            }
-        };
-        let n = match n {
-            Ok(n) => n,
-            Err(e) => {
-                scratch.truncate(filled);
-                consume(pos, scratch, &mut start, &mut scanned);
-                return Err(e);
-            }
-        };
-        scratch.truncate(filled + n);
-        while let Some(i) = memchr::memchr(b'\n', &scratch[scanned..]) {
-            let end = scanned + i;
-            emit_token(&scratch[start..end], opts, pos, lines);
-            start = end + 1;
-            scanned = start;
-            if lines.len() >= limit {
-                consume(pos, scratch, &mut start, &mut scanned);
-                return Ok(ReadEnd::Full);
+        if !eof {
+            let filled = scratch.len();
+            scratch.resize(filled + READ_CHUNK, 0);
+            let n = loop {
+                match source.read(&mut scratch[filled..]) {
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    other => break other,
+                }
+            };
+            match n {
+                Ok(n) => {
+                    scratch.truncate(filled + n);
+                    eof = n == 0;
+                }
+                Err(e) => {
+                    scratch.truncate(filled);
+                    return Err(e);
+                }
             }
         }
-        scanned = scratch.len();
-        // A line longer than max_log_size is cut into pieces; the rest continues as the
-        // next token.
-        while scratch.len() - start >= opts.max_log_size {
-            emit_piece(&scratch[start..start + opts.max_log_size], opts, pos, lines);
-            start += opts.max_log_size;
-        }
-        if n == 0 {
-            let tail = scratch.len() - start;
-            let tail_at = pos.offset + start as u64;
-            if tail > 0 && tail_is_due(pos, tail_at, tail, opts.force_flush_period) {
-                emit_token(&scratch[start..], opts, pos, lines);
-                start = scratch.len();
-            } else if tail == 0 {
-                pos.tail = None;
+        let mut start = 0usize;
+        while lines.len() < limit {
+            let data = &scratch[start..];
+            if pos.skipping {
+                // Truncate mode: drop the rest of an over-long token up to its delimiter.
+                match opts.split.find(data, opts.max_log_size) {
+                    Some(found) => {
+                        start += found.next;
+                        pos.skipping = false;
+                        continue;
+                    }
+                    None => {
+                        start = scratch.len();
+                        break;
+                    }
+                }
             }
-            consume(pos, scratch, &mut start, &mut scanned);
-            return Ok(ReadEnd::Eof);
+            if let Some(found) = opts.split.find(data, opts.max_log_size) {
+                let token = &data[found.token.clone()];
+                let token = if matches!(opts.split, Split::Newline { unit: 1, .. }) {
+                    token.strip_suffix(b"\r").unwrap_or(token)
+                } else {
+                    token
+                };
+                emit(token, pos.offset + start as u64, opts, pos, lines);
+                start += found.next;
+                continue;
+            }
+            if data.len() >= opts.max_log_size {
+                // No delimiter within max_log_size: cut a piece; the rest continues.
+                emit(
+                    &data[..opts.max_log_size],
+                    pos.offset + start as u64,
+                    opts,
+                    pos,
+                    lines,
+                );
+                start += opts.max_log_size;
+                pos.skipping = opts.truncate;
+                continue;
+            }
+            if eof && !data.is_empty() {
+                let tail_at = pos.offset + start as u64;
+                if finish || tail_is_due(pos, tail_at, data.len(), opts.force_flush_period) {
+                    let range = opts.split.flush_range(data);
+                    emit(&data[range], tail_at, opts, pos, lines);
+                    start = scratch.len();
+                }
+            }
+            break;
+        }
+        if start > 0 {
+            scratch.drain(..start);
+            pos.offset += start as u64;
         }
         if lines.len() >= limit {
-            consume(pos, scratch, &mut start, &mut scanned);
             return Ok(ReadEnd::Full);
         }
-        consume(pos, scratch, &mut start, &mut scanned);
-    }
-}
-
-/// Drops consumed bytes from the front of `scratch` and advances the offset past them.
-fn consume(pos: &mut ReadPosition, scratch: &mut Vec<u8>, start: &mut usize, scanned: &mut usize) {
-    if *start > 0 {
-        scratch.drain(..*start);
-        pos.offset += *start as u64;
-        *scanned -= *start;
-        *start = 0;
+        if eof {
+            if scratch.is_empty() {
+                pos.tail = None;
+            }
+            return Ok(ReadEnd::Eof);
+        }
     }
 }
 
 /// True when the unterminated tail at `at` of `len` bytes has been unchanged for the flush
-/// period.
+/// period (the timer restarts whenever the tail moves or grows).
 fn tail_is_due(pos: &mut ReadPosition, at: u64, len: usize, period: Duration) -> bool {
     if period.is_zero() {
         return false;
@@ -157,65 +191,74 @@ fn tail_is_due(pos: &mut ReadPosition, at: u64, len: usize, period: Duration) ->
     }
 }
 
-/// A newline-terminated token: drop the `\r` of a CRLF ending, then cut it to size.
-fn emit_token(token: &[u8], opts: &SplitOptions, pos: &mut ReadPosition, lines: &mut Vec<Line>) {
-    let token = token.strip_suffix(b"\r").unwrap_or(token);
-    if token.len() <= opts.max_log_size {
-        emit_piece(token, opts, pos, lines);
-    } else {
-        for piece in token.chunks(opts.max_log_size) {
-            emit_piece(piece, opts, pos, lines);
+/// One token: cut to `max_log_size` pieces (or truncated), counted, decoded, and kept if
+/// anything is left after trimming.
+fn emit(
+    token: &[u8],
+    offset: u64,
+    opts: &SplitOptions,
+    pos: &mut ReadPosition,
+    lines: &mut Vec<Line>,
+) {
+    let pieces = token.len().div_ceil(opts.max_log_size).max(1);
+    let pieces = if opts.truncate { 1 } else { pieces };
+    for i in 0..pieces {
+        let from = i * opts.max_log_size;
+        let piece = &token[from..token.len().min(from + opts.max_log_size)];
+        pos.record_num += 1;
+        let trim = if opts.split.trims() {
+            opts.trim
+        } else {
+            Trim {
+                leading: false,
+                trailing: false,
+            }
+        };
+        if let Some(body) = opts.decode.body(piece, trim) {
+            lines.push(Line {
+                body,
+                offset: offset + from as u64,
+                record_num: pos.record_num,
+            });
         }
     }
-}
-
-/// One token: trimmed of surrounding whitespace (unless preserved), counted, and kept if
-/// anything is left. Invalid UTF-8 becomes U+FFFD, as Stanza's default decoder does.
-fn emit_piece(piece: &[u8], opts: &SplitOptions, pos: &mut ReadPosition, lines: &mut Vec<Line>) {
-    pos.record_num += 1;
-    let is_space = |b: &u8| matches!(b, b' ' | b'\t' | b'\r' | b'\n');
-    let mut text = piece;
-    if !opts.preserve_leading_whitespaces {
-        let skip = text.iter().take_while(|b| is_space(b)).count();
-        text = &text[skip..];
-    }
-    if !opts.preserve_trailing_whitespaces {
-        let keep = text.len() - text.iter().rev().take_while(|b| is_space(b)).count();
-        text = &text[..keep];
-    }
-    if text.is_empty() {
-        return;
-    }
-    let text = match std::str::from_utf8(text) {
-        Ok(s) => s.to_owned(),
-        Err(_) => String::from_utf8_lossy(text).into_owned(),
-    };
-    lines.push(Line { text });
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
-    use std::io::Write;
 
     fn opts(max: usize) -> SplitOptions {
         SplitOptions {
+            split: Split::Newline {
+                newline: vec![b'\n'],
+                unit: 1,
+            },
+            decode: Decode::Utf8,
+            trim: Trim {
+                leading: true,
+                trailing: true,
+            },
             max_log_size: max,
+            truncate: false,
             force_flush_period: Duration::ZERO,
-            preserve_leading_whitespaces: false,
-            preserve_trailing_whitespaces: false,
         }
     }
 
     fn read_all(content: &[u8], o: &SplitOptions) -> (Vec<String>, ReadPosition) {
-        let mut f = tempfile::tempfile().unwrap();
-        f.write_all(content).unwrap();
         let mut pos = ReadPosition::default();
         let mut lines = Vec::new();
         let mut scratch = Vec::new();
-        while read_lines(&f, &mut pos, o, 3, &mut scratch, &mut lines).unwrap() == ReadEnd::Full {}
-        (lines.into_iter().map(|l| l.text).collect(), pos)
+        loop {
+            let mut src = &content[pos.offset as usize..];
+            if read_lines(&mut src, &mut pos, o, 3, &mut scratch, &mut lines, false).unwrap()
+                == ReadEnd::Eof
+            {
+                break;
+            }
+        }
+        (lines.into_iter().map(|l| l.body.to_text()).collect(), pos)
     }
 
     #[test]
@@ -236,25 +279,58 @@ mod tests {
     }
 
     #[test]
+    fn truncates_long_lines() {
+        let o = SplitOptions {
+            truncate: true,
+            ..opts(4)
+        };
+        let (lines, _) = read_all(b"abcdefghij\nxy\nlonglonglong\nz\n", &o);
+        assert_eq!(lines, ["abcd", "xy", "long", "z"]);
+    }
+
+    #[test]
     fn invalid_utf8_is_replaced_not_dropped() {
         let (lines, _) = read_all(b"ok\n\xff\xfebad\n", &opts(100));
         assert_eq!(lines, ["ok", "\u{FFFD}\u{FFFD}bad"]);
     }
 
     #[test]
+    fn records_offsets_and_numbers() {
+        let mut pos = ReadPosition::default();
+        let (mut lines, mut scratch) = (Vec::new(), Vec::new());
+        let mut src: &[u8] = b"a\n\nbb\n";
+        read_lines(
+            &mut src,
+            &mut pos,
+            &opts(100),
+            10,
+            &mut scratch,
+            &mut lines,
+            false,
+        )
+        .unwrap();
+        let got: Vec<(u64, u64)> = lines.iter().map(|l| (l.offset, l.record_num)).collect();
+        assert_eq!(got, [(0, 1), (3, 3)]);
+    }
+
+    #[test]
     fn flushes_a_quiet_tail() {
-        let mut f = tempfile::tempfile().unwrap();
-        f.write_all(b"one\npartial").unwrap();
+        let content = b"one\npartial";
         let o = SplitOptions {
             force_flush_period: Duration::from_millis(30),
             ..opts(100)
         };
         let (mut pos, mut scratch, mut lines) = (ReadPosition::default(), Vec::new(), Vec::new());
-        read_lines(&f, &mut pos, &o, 100, &mut scratch, &mut lines).unwrap();
+        let mut src = &content[..];
+        read_lines(&mut src, &mut pos, &o, 100, &mut scratch, &mut lines, false).unwrap();
         assert_eq!(lines.len(), 1);
+        let mut src = &content[pos.offset as usize..];
+        read_lines(&mut src, &mut pos, &o, 100, &mut scratch, &mut lines, false).unwrap();
+        assert_eq!(lines.len(), 1, "not before the flush period");
         std::thread::sleep(Duration::from_millis(40));
-        read_lines(&f, &mut pos, &o, 100, &mut scratch, &mut lines).unwrap();
-        assert_eq!(lines[1].text, "partial");
+        let mut src = &content[pos.offset as usize..];
+        read_lines(&mut src, &mut pos, &o, 100, &mut scratch, &mut lines, false).unwrap();
+        assert_eq!(lines[1].body, Value::from("partial"));
         assert_eq!(pos.offset, 11);
     }
 
@@ -273,6 +349,14 @@ mod tests {
                 .collect();
             prop_assert_eq!(lines, want);
             prop_assert_eq!(pos.offset, last_newline as u64);
+        }
+
+        /// Long lines are cut, never lost: the pieces concatenate to the line.
+        #[test]
+        fn long_lines_lose_nothing(line in "[a-z]{0,50}", max in 1usize..20) {
+            let content = format!("{line}\n");
+            let (lines, _) = read_all(content.as_bytes(), &opts(max));
+            prop_assert_eq!(lines.concat(), line);
         }
     }
 }

@@ -2,16 +2,21 @@
 //! each, which batches are in flight, and how far each file is committed.
 
 use super::checkpoint::{CheckpointStore, FileCheckpoint};
+use super::config::{Compression, OnTruncate, StartAt};
 use super::discover::{Finder, file_name};
+use super::fileinfo::{self, SharedLock};
+use super::order::Selector;
 use super::reader::{Line, ReadEnd, ReadPosition, SplitOptions, read_lines};
-use super::{BatchSender, FilelogSetup, StartAt};
+use super::split::{Decode, Split, Trim};
+use super::{BatchSender, FilelogSetup};
 use centimane_core::{
-    AckListener, AckSet, AckStatus, AckToken, Batch, Entry, OperatorChain, Timestamp, Value,
+    AckListener, AckSet, AckStatus, AckToken, Batch, Entry, Map, OperatorChain, Timestamp, Value,
 };
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::fs::File;
-use std::os::unix::fs::FileExt;
-use std::path::{Path, PathBuf};
+use std::io::{Seek, SeekFrom};
+use std::os::unix::fs::{FileExt, MetadataExt};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -27,28 +32,80 @@ struct TrackedFile {
     /// Open while the file was seen by the last poll: a file renamed out of the pattern is
     /// still finished through this handle.
     handle: Option<File>,
+    /// Device and inode of the open handle, to tell whether a path still is this file.
+    identity: Option<(u64, u64)>,
+    gzip: bool,
     position: ReadPosition,
-    /// Every byte before this was acknowledged.
+    /// Every byte before this was acknowledged (offset, record number).
     committed: (u64, u64),
     /// Batches in flight, oldest first: ack id, the offset and record number after its
     /// last line, and its outcome once known.
     in_flight: VecDeque<(u64, (u64, u64), Option<AckStatus>)>,
     /// A batch of this file failed: nothing after it may be committed in this run.
     blocked: bool,
+    /// The header is complete (or there is no header setting).
+    header_done: bool,
+    header_attributes: Map,
+    /// Read to its end at least once (for `delete_after_read`).
+    reached_eof: bool,
     last_seen_poll: u64,
+}
+
+impl TrackedFile {
+    fn new(fingerprint: Vec<u8>, path: PathBuf, position: ReadPosition, header_done: bool) -> Self {
+        TrackedFile {
+            fingerprint,
+            committed: (position.offset, position.record_num),
+            path,
+            handle: None,
+            identity: None,
+            gzip: false,
+            position,
+            in_flight: VecDeque::new(),
+            blocked: false,
+            header_done,
+            header_attributes: Map::new(),
+            reached_eof: false,
+            last_seen_poll: 0,
+        }
+    }
+}
+
+/// Which file attributes every entry gets.
+struct AttributeFlags {
+    name: bool,
+    path: bool,
+    name_resolved: bool,
+    path_resolved: bool,
+    owner: bool,
+    group: bool,
+    permissions: bool,
+    record_number: bool,
+    record_offset: bool,
+}
+
+/// The header setting, ready to use.
+struct Header {
+    pattern: regex::Regex,
+    chain: Box<dyn OperatorChain>,
 }
 
 pub(super) struct Tracker {
     id: String,
     finder: Finder,
+    selector: Selector,
     split: SplitOptions,
     fingerprint_size: usize,
     start_at: StartAt,
-    include_file_name: bool,
-    include_file_path: bool,
-    include_file_name_resolved: bool,
-    include_file_path_resolved: bool,
+    compression: Compression,
+    on_truncate: OnTruncate,
+    delete_after_read: bool,
+    acquire_fs_lock: bool,
+    attributes: AttributeFlags,
+    header: Option<Header>,
     max_open_files: usize,
+    /// Files read per poll at most (0 = all).
+    max_files_per_poll: usize,
     files: HashMap<u64, TrackedFile>,
     next_file_key: u64,
     /// Ack id → file key.
@@ -66,31 +123,81 @@ pub(super) struct Tracker {
 
 impl Tracker {
     pub fn new(
-        setup: &FilelogSetup,
+        setup: &mut FilelogSetup,
         listener: Arc<dyn AckListener>,
         stop: Arc<AtomicBool>,
     ) -> Result<Self, String> {
         let c = &setup.config;
         let id = setup.id.to_string();
+        let decode = Decode::from_name(&c.encoding).ok_or("`encoding`: unknown encoding")?;
+        let split = match &c.multiline {
+            Some(m) => match (&m.line_start_pattern, &m.line_end_pattern) {
+                (Some(p), _) => Split::LineStart {
+                    pattern: super::config::multiline_regex(p)?,
+                    omit: m.omit_pattern,
+                },
+                (None, Some(p)) => Split::LineEnd {
+                    pattern: super::config::multiline_regex(p)?,
+                    omit: m.omit_pattern,
+                },
+                (None, None) => return Err("`multiline` needs a pattern".into()),
+            },
+            None if matches!(decode, Decode::Bytes) => Split::Raw,
+            None => {
+                let (newline, unit) = decode.newline();
+                Split::Newline { newline, unit }
+            }
+        };
+        let header = match (&c.header, setup.header_chain.take()) {
+            (Some(h), Some(chain)) => Some(Header {
+                pattern: regex::Regex::new(&h.pattern)
+                    .map_err(|e| format!("`header.pattern`: {e}"))?,
+                chain,
+            }),
+            (Some(_), None) => {
+                return Err("`header` is set but no metadata operator chain was built".into());
+            }
+            (None, _) => None,
+        };
         let store = setup
             .checkpoint_dir
             .as_deref()
             .map(|dir| CheckpointStore::new(dir, &id));
+        let per_batch = (c.max_concurrent_files / 2).max(1);
         let mut tracker = Tracker {
             finder: Finder::new(&c.include, &c.exclude)?,
+            selector: Selector::new(c.exclude_older_than.0, c.ordering_criteria.as_ref())?,
             split: SplitOptions {
+                split,
+                decode,
+                trim: Trim {
+                    leading: !c.preserve_leading_whitespaces,
+                    trailing: !c.preserve_trailing_whitespaces,
+                },
                 max_log_size: usize::try_from(c.max_log_size.0).unwrap_or(usize::MAX),
+                truncate: c.max_log_size_behavior == super::config::MaxLogSizeBehavior::Truncate,
                 force_flush_period: c.force_flush_period.0,
-                preserve_leading_whitespaces: c.preserve_leading_whitespaces,
-                preserve_trailing_whitespaces: c.preserve_trailing_whitespaces,
             },
             fingerprint_size: usize::try_from(c.fingerprint_size.0).unwrap_or(usize::MAX),
             start_at: c.start_at,
-            include_file_name: c.include_file_name,
-            include_file_path: c.include_file_path,
-            include_file_name_resolved: c.include_file_name_resolved,
-            include_file_path_resolved: c.include_file_path_resolved,
+            compression: c.compression,
+            on_truncate: c.on_truncate,
+            delete_after_read: c.delete_after_read,
+            acquire_fs_lock: c.acquire_fs_lock,
+            attributes: AttributeFlags {
+                name: c.include_file_name,
+                path: c.include_file_path,
+                name_resolved: c.include_file_name_resolved,
+                path_resolved: c.include_file_path_resolved,
+                owner: c.include_file_owner_name,
+                group: c.include_file_owner_group_name,
+                permissions: c.include_file_permissions,
+                record_number: c.include_file_record_number,
+                record_offset: c.include_file_record_offset,
+            },
+            header,
             max_open_files: c.max_concurrent_files,
+            max_files_per_poll: c.max_batches.saturating_mul(per_batch),
             files: HashMap::new(),
             next_file_key: 0,
             acks_pending: HashMap::new(),
@@ -112,19 +219,15 @@ impl Tracker {
                 // A smaller fingerprint_size than at save time: compare on the new size.
                 fingerprint.truncate(tracker.fingerprint_size);
                 let key = tracker.new_key();
-                tracker.files.insert(
-                    key,
-                    TrackedFile {
-                        fingerprint,
-                        path: PathBuf::from(cp.path),
-                        handle: None,
-                        position: ReadPosition::at(cp.offset, cp.record_num),
-                        committed: (cp.offset, cp.record_num),
-                        in_flight: VecDeque::new(),
-                        blocked: false,
-                        last_seen_poll: 0,
-                    },
+                let header_done = tracker.header.is_none() || cp.header_finalized;
+                let mut f = TrackedFile::new(
+                    fingerprint,
+                    PathBuf::from(cp.path),
+                    ReadPosition::at(cp.offset, cp.record_num),
+                    header_done,
                 );
+                f.header_attributes = cp.header_attributes;
+                tracker.files.insert(key, f);
             }
             tracker.store = Some(store);
         }
@@ -139,8 +242,18 @@ impl Tracker {
         self.stop.load(Ordering::Acquire)
     }
 
+    /// At least one poll happened.
+    pub fn polled(&self) -> bool {
+        self.polls > 0
+    }
+
     pub fn in_flight(&self) -> usize {
         self.acks_pending.len()
+    }
+
+    /// The directories file events should wake the poll loop for.
+    pub fn watch_roots(&self) -> Vec<(PathBuf, bool)> {
+        self.finder.roots()
     }
 
     fn new_key(&mut self) -> u64 {
@@ -155,7 +268,11 @@ impl Tracker {
         let first_poll = self.polls == 1;
         let mut matched: Vec<u64> = Vec::new();
         let mut seen_fingerprints: HashSet<Vec<u8>> = HashSet::new();
-        for path in self.finder.find() {
+        let mut paths = self.selector.select(self.finder.find());
+        if self.max_files_per_poll > 0 {
+            paths.truncate(self.max_files_per_poll);
+        }
+        for path in paths {
             let file = match File::open(&path) {
                 Ok(f) => f,
                 Err(e) => {
@@ -180,37 +297,55 @@ impl Tracker {
             if !seen_fingerprints.insert(fingerprint.clone()) {
                 continue;
             }
+            let meta = file.metadata().ok();
+            let identity = meta.as_ref().map(|m| (m.dev(), m.ino()));
+            let len = meta.as_ref().map_or(0, |m| m.len());
+            let gzip = match self.compression {
+                Compression::None => false,
+                Compression::Gzip => true,
+                Compression::Auto => path.extension().is_some_and(|e| e == "gz"),
+            };
             let key = match self.find_known(&fingerprint, &matched) {
                 Some(key) => {
+                    let on_truncate = self.on_truncate;
                     let f = self.files.get_mut(&key).expect("found above");
                     // The file grew past its old, short fingerprint.
                     if fingerprint.len() > f.fingerprint.len() {
                         f.fingerprint = fingerprint;
                     }
+                    if len < f.position.offset && !gzip {
+                        // Truncated and rewritten with the same first bytes.
+                        match on_truncate {
+                            OnTruncate::Ignore => {}
+                            OnTruncate::ReadWholeFile => f.position = ReadPosition::at(0, 0),
+                            OnTruncate::ReadNew => {
+                                f.position = ReadPosition::at(len, f.position.record_num)
+                            }
+                        }
+                    }
                     f.path = path;
                     f.handle = Some(file);
+                    f.identity = identity;
+                    f.gzip = gzip;
                     key
                 }
                 None => {
                     let offset = if first_poll && self.start_at == StartAt::End {
-                        file.metadata().map(|m| m.len()).unwrap_or(0)
+                        len
                     } else {
                         0
                     };
                     let key = self.new_key();
-                    self.files.insert(
-                        key,
-                        TrackedFile {
-                            fingerprint,
-                            path,
-                            handle: Some(file),
-                            position: ReadPosition::at(offset, 0),
-                            committed: (offset, 0),
-                            in_flight: VecDeque::new(),
-                            blocked: false,
-                            last_seen_poll: 0,
-                        },
+                    let mut f = TrackedFile::new(
+                        fingerprint,
+                        path,
+                        ReadPosition::at(offset, 0),
+                        self.header.is_none() || offset > 0,
                     );
+                    f.handle = Some(file);
+                    f.identity = identity;
+                    f.gzip = gzip;
+                    self.files.insert(key, f);
                     self.checkpoint_dirty = true;
                     key
                 }
@@ -228,7 +363,9 @@ impl Tracker {
             .map(|(k, _)| *k)
             .collect();
         for key in lost {
-            self.read_file(key, chain, sender);
+            if !self.delete_after_read {
+                self.read_file(key, chain, sender);
+            }
             if let Some(f) = self.files.get_mut(&key) {
                 f.handle = None;
             }
@@ -244,6 +381,7 @@ impl Tracker {
                 f.handle = None;
             }
         }
+        self.delete_finished_files();
         let polls = self.polls;
         let before = self.files.len();
         self.files.retain(|_, f| {
@@ -252,6 +390,38 @@ impl Tracker {
                 || polls.saturating_sub(f.last_seen_poll) <= POLLS_TO_REMEMBER
         });
         if self.files.len() != before {
+            self.checkpoint_dirty = true;
+        }
+    }
+
+    /// `delete_after_read`: a file is deleted once it was read to its end and everything
+    /// read was acknowledged — never before, so a crash can't lose its lines.
+    fn delete_finished_files(&mut self) {
+        if !self.delete_after_read {
+            return;
+        }
+        let mut deleted = Vec::new();
+        for (key, f) in &self.files {
+            let done = f.reached_eof
+                && f.in_flight.is_empty()
+                && !f.blocked
+                && f.committed.0 == f.position.offset;
+            if !done || f.handle.is_none() {
+                continue;
+            }
+            // Only if the path still is this file (not a successor created meanwhile).
+            let same = std::fs::metadata(&f.path).ok().map(|m| (m.dev(), m.ino())) == f.identity;
+            if same {
+                match std::fs::remove_file(&f.path) {
+                    Ok(()) => deleted.push(*key),
+                    Err(e) => {
+                        tracing::warn!(receiver = %self.id, path = %f.path.display(), error = %e, "can't delete file after reading it")
+                    }
+                }
+            }
+        }
+        for key in deleted {
+            self.files.remove(&key);
             self.checkpoint_dirty = true;
         }
     }
@@ -292,6 +462,12 @@ impl Tracker {
 
     /// Reads a file from its offset to its end, sending a batch per `LINES_PER_BATCH`.
     fn read_file(&mut self, key: u64, chain: &mut dyn OperatorChain, sender: &BatchSender) {
+        let Some(f) = self.files.get(&key) else {
+            return;
+        };
+        if f.gzip {
+            return self.read_gzip(key, chain, sender);
+        }
         let mut lines = Vec::new();
         loop {
             if self.stopping() {
@@ -303,15 +479,27 @@ impl Tracker {
             let Some(handle) = f.handle.as_ref() else {
                 return;
             };
-            let start_offset = f.position.offset;
-            let end = read_lines(
-                handle,
-                &mut f.position,
-                &self.split,
-                LINES_PER_BATCH,
-                &mut self.scratch,
-                &mut lines,
-            );
+            let start = (f.position.offset, f.position.record_num);
+            let lock = if self.acquire_fs_lock {
+                SharedLock::acquire(handle).ok()
+            } else {
+                None
+            };
+            let mut source = handle;
+            let end = source
+                .seek(SeekFrom::Start(f.position.offset))
+                .and_then(|_| {
+                    read_lines(
+                        &mut source,
+                        &mut f.position,
+                        &self.split,
+                        LINES_PER_BATCH,
+                        &mut self.scratch,
+                        &mut lines,
+                        false,
+                    )
+                });
+            drop(lock);
             let end = match end {
                 Ok(end) => end,
                 Err(e) => {
@@ -319,8 +507,11 @@ impl Tracker {
                     ReadEnd::Eof
                 }
             };
-            if f.position.offset != start_offset {
-                let end_pos = (f.position.offset, f.position.record_num);
+            if end == ReadEnd::Eof {
+                f.reached_eof = true;
+            }
+            let end_pos = (f.position.offset, f.position.record_num);
+            if end_pos != start {
                 let batch = self.make_batch(key, std::mem::take(&mut lines), chain, end_pos);
                 if !sender.send(batch) {
                     return;
@@ -332,8 +523,92 @@ impl Tracker {
         }
     }
 
-    /// Turns lines into entries, runs the operators, and attaches an ack token covering the
-    /// file up to `end`.
+    /// A gzip file: decode each complete member appended since the last read. The offset
+    /// (in compressed bytes) only moves past a member once it decoded completely, so a
+    /// member still being written is read again, whole, at the next poll.
+    fn read_gzip(&mut self, key: u64, chain: &mut dyn OperatorChain, sender: &BatchSender) {
+        use std::io::{BufRead, BufReader, Read};
+        loop {
+            if self.stopping() {
+                return;
+            }
+            let Some(f) = self.files.get_mut(&key) else {
+                return;
+            };
+            let Some(handle) = f.handle.as_ref() else {
+                return;
+            };
+            let offset = f.position.offset;
+            let mut source = handle;
+            if source.seek(SeekFrom::Start(offset)).is_err() {
+                return;
+            }
+            let mut buffered = BufReader::new(source);
+            match buffered.fill_buf() {
+                Ok([]) => {
+                    f.reached_eof = true;
+                    return;
+                }
+                Ok(_) => {}
+                Err(_) => return,
+            }
+            let mut decoder = flate2::bufread::GzDecoder::new(buffered);
+            let mut text = Vec::new();
+            if let Err(e) = decoder.read_to_end(&mut text) {
+                tracing::debug!(receiver = %self.id, path = %f.path.display(), error = %e, "gzip member incomplete; will retry");
+                return;
+            }
+            let buffered = decoder.into_inner();
+            let unread = buffered.buffer().len() as u64;
+            let Ok(consumed_to) = buffered.into_inner().stream_position() else {
+                return;
+            };
+            let member_end = consumed_to - unread;
+            // Decode the member's lines with positions relative to the member.
+            let mut pos = ReadPosition::at(0, f.position.record_num);
+            let mut lines = Vec::new();
+            let mut scratch = Vec::new();
+            let mut src: &[u8] = &text;
+            while read_lines(
+                &mut src,
+                &mut pos,
+                &self.split,
+                usize::MAX,
+                &mut scratch,
+                &mut lines,
+                true,
+            )
+            .is_ok_and(|e| e == ReadEnd::Full)
+            {}
+            let record_num = pos.record_num;
+            let f = self.files.get_mut(&key).expect("file being read");
+            let start_record = f.position.record_num;
+            f.position = ReadPosition::at(member_end, record_num);
+            let mut chunks = lines.into_iter().peekable();
+            let mut batch_lines = Vec::new();
+            loop {
+                batch_lines.clear();
+                batch_lines.extend(chunks.by_ref().take(LINES_PER_BATCH));
+                let last = chunks.peek().is_none();
+                // Only the member's last batch may commit the member's end.
+                let end = if last {
+                    (member_end, record_num)
+                } else {
+                    (offset, start_record)
+                };
+                let batch = self.make_batch(key, std::mem::take(&mut batch_lines), chain, end);
+                if !sender.send(batch) {
+                    return;
+                }
+                if last {
+                    break;
+                }
+            }
+        }
+    }
+
+    /// Turns lines into entries (header lines feed the header instead), runs the operators,
+    /// and attaches an ack token covering the file up to `end`.
     fn make_batch(
         &mut self,
         key: u64,
@@ -341,41 +616,94 @@ impl Tracker {
         chain: &mut dyn OperatorChain,
         end: (u64, u64),
     ) -> Batch {
-        let f = &self.files[&key];
         let observed = Timestamp::now();
-        let name = self
-            .include_file_name
-            .then(|| Value::Str(file_name(&f.path)));
-        let path = self
-            .include_file_path
-            .then(|| Value::Str(f.path.display().to_string()));
-        let resolved = (self.include_file_name_resolved || self.include_file_path_resolved)
-            .then(|| std::fs::canonicalize(&f.path).ok())
-            .flatten();
-        let name_resolved = resolved
-            .as_deref()
-            .filter(|_| self.include_file_name_resolved)
-            .map(|p| Value::Str(file_name(p)));
-        let path_resolved = resolved
-            .as_deref()
-            .filter(|_| self.include_file_path_resolved)
-            .map(|p: &Path| Value::Str(p.display().to_string()));
+        let flags = &self.attributes;
+        let f = self.files.get_mut(&key).expect("file of the batch");
+        let mut file_attrs: Vec<(&'static str, Value)> = Vec::new();
+        if flags.name {
+            file_attrs.push(("log.file.name", Value::Str(file_name(&f.path))));
+        }
+        if flags.path {
+            file_attrs.push(("log.file.path", Value::Str(f.path.display().to_string())));
+        }
+        if flags.name_resolved || flags.path_resolved {
+            if let Ok(resolved) = std::fs::canonicalize(&f.path) {
+                if flags.name_resolved {
+                    file_attrs.push(("log.file.name_resolved", Value::Str(file_name(&resolved))));
+                }
+                if flags.path_resolved {
+                    file_attrs.push((
+                        "log.file.path_resolved",
+                        Value::Str(resolved.display().to_string()),
+                    ));
+                }
+            }
+        }
+        if flags.owner || flags.group || flags.permissions {
+            if let Some(meta) = f.handle.as_ref().and_then(|h| h.metadata().ok()) {
+                if flags.owner
+                    && let Some(n) = fileinfo::user_name(meta.uid())
+                {
+                    file_attrs.push(("log.file.owner.name", Value::Str(n)));
+                }
+                if flags.group
+                    && let Some(n) = fileinfo::group_name(meta.gid())
+                {
+                    file_attrs.push(("log.file.owner.group.name", Value::Str(n)));
+                }
+                if flags.permissions {
+                    file_attrs.push((
+                        "log.file.permissions",
+                        Value::Str(fileinfo::permissions(&meta)),
+                    ));
+                }
+            }
+        }
         let mut entries = Vec::with_capacity(lines.len());
         for line in lines {
+            if !f.header_done {
+                if let Some(h) = self.header.as_mut() {
+                    let text = line.body.to_text();
+                    if h.pattern.is_match(&text) {
+                        let mut out = Vec::new();
+                        h.chain.process(
+                            vec![Entry {
+                                body: line.body,
+                                observed_timestamp: observed,
+                                ..Entry::default()
+                            }],
+                            &mut out,
+                        );
+                        for e in out {
+                            f.header_attributes.extend(e.attributes);
+                        }
+                        continue;
+                    }
+                }
+                f.header_done = true;
+            }
             let mut entry = Entry {
-                body: Value::Str(line.text),
+                body: line.body,
                 observed_timestamp: observed,
                 ..Entry::default()
             };
-            for (k, v) in [
-                ("log.file.name", &name),
-                ("log.file.path", &path),
-                ("log.file.name_resolved", &name_resolved),
-                ("log.file.path_resolved", &path_resolved),
-            ] {
-                if let Some(v) = v {
-                    entry.attributes.insert(k.to_owned(), v.clone());
-                }
+            for (k, v) in &file_attrs {
+                entry.attributes.insert((*k).to_owned(), v.clone());
+            }
+            for (k, v) in &f.header_attributes {
+                entry.attributes.insert(k.clone(), v.clone());
+            }
+            if flags.record_number {
+                entry.attributes.insert(
+                    "log.file.record_number".into(),
+                    Value::Int(line.record_num as i64),
+                );
+            }
+            if flags.record_offset {
+                entry.attributes.insert(
+                    "log.file.record_offset".into(),
+                    Value::Int(line.offset as i64),
+                );
             }
             entries.push(entry);
         }
@@ -384,11 +712,7 @@ impl Tracker {
         self.next_ack_id += 1;
         let ack_id = self.next_ack_id;
         self.acks_pending.insert(ack_id, key);
-        self.files
-            .get_mut(&key)
-            .expect("file of the batch")
-            .in_flight
-            .push_back((ack_id, end, None));
+        f.in_flight.push_back((ack_id, end, None));
         Batch::new(
             out,
             AckSet::from(AckToken::new(ack_id, self.listener.clone())),
@@ -440,7 +764,11 @@ impl Tracker {
         let files = self
             .files
             .values()
-            .map(|f| FileCheckpoint::new(&f.fingerprint, &f.path, f.committed.0, f.committed.1))
+            .map(|f| FileCheckpoint {
+                header_finalized: f.header_done,
+                header_attributes: f.header_attributes.clone(),
+                ..FileCheckpoint::new(&f.fingerprint, &f.path, f.committed.0, f.committed.1)
+            })
             .collect();
         match store.save(files) {
             Ok(()) => self.checkpoint_dirty = false,
