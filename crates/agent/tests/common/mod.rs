@@ -58,6 +58,9 @@ fn text(v: Option<&Any>) -> String {
 #[derive(Clone, Default)]
 struct SinkService {
     received: Arc<Mutex<Vec<Received>>>,
+    /// Compact mode: only bodies are kept (for tests of millions of records).
+    bodies_only: bool,
+    bodies: Arc<Mutex<Vec<String>>>,
     requests: Arc<Mutex<usize>>,
 }
 
@@ -67,8 +70,19 @@ impl LogsService for SinkService {
         &self,
         req: Request<ExportLogsServiceRequest>,
     ) -> Result<Response<ExportLogsServiceResponse>, Status> {
-        let mut got = self.received.lock().unwrap();
         *self.requests.lock().unwrap() += 1;
+        if self.bodies_only {
+            let mut bodies = self.bodies.lock().unwrap();
+            for rl in req.into_inner().resource_logs {
+                for sl in rl.scope_logs {
+                    for r in sl.log_records {
+                        bodies.push(text(r.body.as_ref().and_then(|b| b.value.as_ref())));
+                    }
+                }
+            }
+            return Ok(Response::new(ExportLogsServiceResponse { partial_success: None }));
+        }
+        let mut got = self.received.lock().unwrap();
         for rl in req.into_inner().resource_logs {
             let resource: HashMap<String, String> = rl
                 .resource
@@ -113,9 +127,18 @@ impl Sink {
         Sink::start_on("127.0.0.1:0".parse().unwrap())
     }
 
+    /// Starts a sink that keeps only bodies (`bodies()`), for very many records.
+    pub fn start_compact() -> Sink {
+        Sink::start_with("127.0.0.1:0".parse().unwrap(), true)
+    }
+
     /// Starts a sink on the given address (to bring a "down" backend up).
     pub fn start_on(addr: SocketAddr) -> Sink {
-        let service = SinkService::default();
+        Sink::start_with(addr, false)
+    }
+
+    fn start_with(addr: SocketAddr, bodies_only: bool) -> Sink {
+        let service = SinkService { bodies_only, ..SinkService::default() };
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let svc = service.clone();
@@ -156,7 +179,15 @@ impl Sink {
     }
 
     pub fn count(&self) -> usize {
+        if self.service.bodies_only {
+            return self.service.bodies.lock().unwrap().len();
+        }
         self.service.received.lock().unwrap().len()
+    }
+
+    /// The bodies received by a compact sink.
+    pub fn bodies(&self) -> Vec<String> {
+        self.service.bodies.lock().unwrap().clone()
     }
 
     /// Waits until at least `n` records arrived; panics with what did arrive after `timeout`.
