@@ -249,7 +249,22 @@ impl Agent {
             .stderr(stderr)
             .spawn()
             .expect("agent starts");
-        Agent { child, stderr_path }
+        let agent = Agent { child, stderr_path };
+        agent.wait_until_started();
+        agent
+    }
+
+    /// Waits for the "centimane started" log line: signals sent before it would find no
+    /// handler installed yet. Returns early if the agent exits (a config error).
+    fn wait_until_started(&self) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            let log = self.log();
+            if log.contains("centimane started") || log.contains("error") {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
     }
 
     pub fn pid(&self) -> u32 {
