@@ -17,13 +17,22 @@ use std::time::{Duration, Instant};
 
 #[derive(Debug, Clone)]
 enum Op {
-    Write { file: usize, lines: usize },
+    Write {
+        file: usize,
+        lines: usize,
+    },
     /// logrotate `create`: rename to `<name>.N` (still matched) and start a new file.
-    Rotate { file: usize },
+    Rotate {
+        file: usize,
+    },
     /// logrotate `copytruncate`: copy to `<name>.N` (still matched), truncate the original.
-    CopyTruncate { file: usize },
+    CopyTruncate {
+        file: usize,
+    },
     /// Delete the live file once the agent has caught up with it.
-    Delete { file: usize },
+    Delete {
+        file: usize,
+    },
     Restart,
     Kill,
 }
@@ -80,7 +89,11 @@ fn run(ops: &[Op]) -> Result<(), TestCaseError> {
     for op in ops {
         match op {
             Op::Write { file, lines } => {
-                let mut f = std::fs::OpenOptions::new().create(true).append(true).open(live(*file)).unwrap();
+                let mut f = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(live(*file))
+                    .unwrap();
                 let mut text = String::new();
                 for _ in 0..*lines {
                     let line = format!("line {next_line} of f{file}");
@@ -94,15 +107,22 @@ fn run(ops: &[Op]) -> Result<(), TestCaseError> {
             Op::Rotate { file } => {
                 if live(*file).exists() {
                     rotations += 1;
-                    std::fs::rename(live(*file), logs.join(format!("f{file}.log.{rotations}"))).unwrap();
+                    std::fs::rename(live(*file), logs.join(format!("f{file}.log.{rotations}")))
+                        .unwrap();
                     std::fs::File::create(live(*file)).unwrap();
                 }
             }
             Op::CopyTruncate { file } => {
                 if live(*file).exists() {
                     rotations += 1;
-                    std::fs::copy(live(*file), logs.join(format!("f{file}.log.{rotations}"))).unwrap();
-                    std::fs::OpenOptions::new().write(true).open(live(*file)).unwrap().set_len(0).unwrap();
+                    std::fs::copy(live(*file), logs.join(format!("f{file}.log.{rotations}")))
+                        .unwrap();
+                    std::fs::OpenOptions::new()
+                        .write(true)
+                        .open(live(*file))
+                        .unwrap()
+                        .set_len(0)
+                        .unwrap();
                 }
             }
             Op::Delete { file } => {
@@ -131,13 +151,31 @@ fn run(ops: &[Op]) -> Result<(), TestCaseError> {
     for g in &got {
         *counts.entry(g).or_default() += 1;
     }
-    let missing: Vec<&String> = written.iter().filter(|w| !counts.contains_key(w)).take(5).collect();
-    prop_assert!(missing.is_empty(), "lost lines, e.g. {:?} (ops {:?})", missing, ops);
-    let unexpected: Vec<&&String> = counts.keys().filter(|g| !written.contains(**g)).take(5).collect();
+    let missing: Vec<&String> = written
+        .iter()
+        .filter(|w| !counts.contains_key(w))
+        .take(5)
+        .collect();
+    prop_assert!(
+        missing.is_empty(),
+        "lost lines, e.g. {:?} (ops {:?})",
+        missing,
+        ops
+    );
+    let unexpected: Vec<&&String> = counts
+        .keys()
+        .filter(|g| !written.contains(**g))
+        .take(5)
+        .collect();
     prop_assert!(unexpected.is_empty(), "never written: {:?}", unexpected);
     if !killed {
         let dups: Vec<_> = counts.iter().filter(|(_, n)| **n > 1).take(5).collect();
-        prop_assert!(dups.is_empty(), "duplicates without a SIGKILL: {:?} (ops {:?})", dups, ops);
+        prop_assert!(
+            dups.is_empty(),
+            "duplicates without a SIGKILL: {:?} (ops {:?})",
+            dups,
+            ops
+        );
     }
     Ok(())
 }

@@ -72,7 +72,9 @@ fn a_million_lines_with_rotation_and_sigkills_lose_nothing() {
         .collect();
     while written < LINES {
         for (f, file) in files.iter_mut().enumerate() {
-            let text: String = (0..CHUNK).map(|i| format!("file {f} line {}\n", written + i)).collect();
+            let text: String = (0..CHUNK)
+                .map(|i| format!("file {f} line {}\n", written + i))
+                .collect();
             file.write_all(text.as_bytes()).unwrap();
         }
         written += FILES * CHUNK;

@@ -80,7 +80,9 @@ impl LogsService for SinkService {
                     }
                 }
             }
-            return Ok(Response::new(ExportLogsServiceResponse { partial_success: None }));
+            return Ok(Response::new(ExportLogsServiceResponse {
+                partial_success: None,
+            }));
         }
         let mut got = self.received.lock().unwrap();
         for rl in req.into_inner().resource_logs {
@@ -138,7 +140,10 @@ impl Sink {
     }
 
     fn start_with(addr: SocketAddr, bodies_only: bool) -> Sink {
-        let service = SinkService { bodies_only, ..SinkService::default() };
+        let service = SinkService {
+            bodies_only,
+            ..SinkService::default()
+        };
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let svc = service.clone();
