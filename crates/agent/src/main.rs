@@ -4,6 +4,7 @@
 mod config;
 mod process;
 mod service;
+mod supervisor;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
@@ -153,8 +154,8 @@ fn run(path: Option<PathBuf>, drain_timeout: Duration) -> Result<ExitCode> {
         let mut term = signal(SignalKind::terminate()).context("can't handle SIGTERM")?;
         let mut int = signal(SignalKind::interrupt()).context("can't handle SIGINT")?;
         let mut hup = signal(SignalKind::hangup()).context("can't handle SIGHUP")?;
-        let mut service = service::Service::start(&cfg, drain_timeout)?;
-        tracing::info!(config = %label, pipelines = cfg.pipelines.len(), "centimane started");
+        let mut supervisor = supervisor::Supervisor::start(cfg, drain_timeout)?;
+        tracing::info!(config = %label, pipelines = supervisor.running().pipelines.len(), "centimane started");
         loop {
             tokio::select! {
                 _ = term.recv() => break,
@@ -163,25 +164,16 @@ fn run(path: Option<PathBuf>, drain_timeout: Duration) -> Result<ExitCode> {
                     // Reload: a bad new config is reported and the running one stays.
                     match load(path.as_deref()) {
                         Err(e) => tracing::error!("reload refused, keeping the running config: {e:#}"),
-                        Ok((_, new_cfg)) => {
-                            service.shutdown(drain_timeout).await;
-                            service = match service::Service::start(&new_cfg, drain_timeout) {
-                                Ok(s) => {
-                                    tracing::info!("config reloaded");
-                                    s
-                                }
-                                Err(e) => {
-                                    tracing::error!("the reloaded config failed to start ({e:#}); restoring the previous one");
-                                    service::Service::start(&cfg, drain_timeout)?
-                                }
-                            };
-                        }
+                        Ok((_, new_cfg)) => match supervisor.swap(new_cfg).await {
+                            Ok(()) => tracing::info!("config reloaded"),
+                            Err(e) => tracing::error!("reloaded config failed to start, running the previous one: {e}"),
+                        },
                     }
                 }
             }
         }
         tracing::info!("stopping: draining pipelines");
-        service.shutdown(drain_timeout).await;
+        supervisor.shutdown().await;
         tracing::info!("stopped");
         Ok(ExitCode::SUCCESS)
     })

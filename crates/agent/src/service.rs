@@ -149,6 +149,16 @@ impl Service {
         })
     }
 
+    /// A service running nothing (the moment between two configs).
+    pub fn idle() -> Service {
+        Service {
+            receivers: Vec::new(),
+            tasks: Vec::new(),
+            exporters: Vec::new(),
+            abandon: CancellationToken::new(),
+        }
+    }
+
     /// Stops receiving, drains the pipelines (bounded by `drain_timeout`), and waits for
     /// the receivers to save their checkpoints.
     pub async fn shutdown(self, drain_timeout: Duration) {
