@@ -20,6 +20,9 @@ struct Ranking {
     rules: Vec<SortRule>,
 }
 
+/// A file and its sort keys, one per rule.
+type Ranked = (PathBuf, Vec<Option<Key>>);
+
 /// What a sort rule compares for one file.
 #[derive(Debug, Clone, PartialEq, PartialOrd)]
 enum Key {
@@ -78,7 +81,7 @@ impl Selector {
         let Some(o) = &self.ordering else {
             return paths;
         };
-        let mut groups: BTreeMap<String, Vec<(PathBuf, Vec<Option<Key>>)>> = BTreeMap::new();
+        let mut groups: BTreeMap<String, Vec<Ranked>> = BTreeMap::new();
         for path in paths {
             let text = path.to_string_lossy().into_owned();
             let captures = match &o.regex {

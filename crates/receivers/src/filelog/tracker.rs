@@ -626,37 +626,37 @@ impl Tracker {
         if flags.path {
             file_attrs.push(("log.file.path", Value::Str(f.path.display().to_string())));
         }
-        if flags.name_resolved || flags.path_resolved {
-            if let Ok(resolved) = std::fs::canonicalize(&f.path) {
-                if flags.name_resolved {
-                    file_attrs.push(("log.file.name_resolved", Value::Str(file_name(&resolved))));
-                }
-                if flags.path_resolved {
-                    file_attrs.push((
-                        "log.file.path_resolved",
-                        Value::Str(resolved.display().to_string()),
-                    ));
-                }
+        if (flags.name_resolved || flags.path_resolved)
+            && let Ok(resolved) = std::fs::canonicalize(&f.path)
+        {
+            if flags.name_resolved {
+                file_attrs.push(("log.file.name_resolved", Value::Str(file_name(&resolved))));
+            }
+            if flags.path_resolved {
+                file_attrs.push((
+                    "log.file.path_resolved",
+                    Value::Str(resolved.display().to_string()),
+                ));
             }
         }
-        if flags.owner || flags.group || flags.permissions {
-            if let Some(meta) = f.handle.as_ref().and_then(|h| h.metadata().ok()) {
-                if flags.owner
-                    && let Some(n) = fileinfo::user_name(meta.uid())
-                {
-                    file_attrs.push(("log.file.owner.name", Value::Str(n)));
-                }
-                if flags.group
-                    && let Some(n) = fileinfo::group_name(meta.gid())
-                {
-                    file_attrs.push(("log.file.owner.group.name", Value::Str(n)));
-                }
-                if flags.permissions {
-                    file_attrs.push((
-                        "log.file.permissions",
-                        Value::Str(fileinfo::permissions(&meta)),
-                    ));
-                }
+        if (flags.owner || flags.group || flags.permissions)
+            && let Some(meta) = f.handle.as_ref().and_then(|h| h.metadata().ok())
+        {
+            if flags.owner
+                && let Some(n) = fileinfo::user_name(meta.uid())
+            {
+                file_attrs.push(("log.file.owner.name", Value::Str(n)));
+            }
+            if flags.group
+                && let Some(n) = fileinfo::group_name(meta.gid())
+            {
+                file_attrs.push(("log.file.owner.group.name", Value::Str(n)));
+            }
+            if flags.permissions {
+                file_attrs.push((
+                    "log.file.permissions",
+                    Value::Str(fileinfo::permissions(&meta)),
+                ));
             }
         }
         let mut entries = Vec::with_capacity(lines.len());
