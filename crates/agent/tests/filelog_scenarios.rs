@@ -338,9 +338,12 @@ fn fs11_long_lines_are_split() {
     s.stop();
 }
 
+/// `max_log_size`, file content, expected bodies.
+type NopCase = (usize, &'static [u8], &'static [&'static [u8]]);
+
 #[test]
 fn fs12_nop_encoding() {
-    let cases: [(usize, &[u8], &[&[u8]]); 4] = [
+    let cases: [NopCase; 4] = [
         (
             8,
             b"testlog1testlog2testlog3",
@@ -637,7 +640,7 @@ fn fs23_rotated_while_stopped() {
     let y = "Y".repeat(1000);
     s.write("a.log", format!("{x}\n").as_bytes());
     s.start();
-    assert_eq!(bodies(&s.settle()), [x.clone()]);
+    assert_eq!(bodies(&s.settle()), std::slice::from_ref(&x));
     s.stop();
     std::fs::rename(s.path("a.log"), s.path("a2.log")).unwrap();
     s.write("a.log", format!("{y}\n").as_bytes());

@@ -80,10 +80,10 @@ fn a_million_lines_with_rotation_and_sigkills_lose_nothing() {
         written += FILES * CHUNK;
         if written % ROTATE_EVERY == 0 {
             round += 1;
-            for f in 0..FILES {
+            for (f, file) in files.iter_mut().enumerate() {
                 let live = logs.join(format!("app{f}.log"));
                 std::fs::rename(&live, logs.join(format!("app{f}.log.{round}"))).unwrap();
-                files[f] = std::fs::File::create(&live).unwrap();
+                *file = std::fs::File::create(&live).unwrap();
             }
         }
         if kills < kills_at.len() && written >= kills_at[kills] {
