@@ -142,3 +142,79 @@ fn backend_down_at_start_loses_nothing() {
 fn agent_pid(agent: &Agent) -> u32 {
     agent.pid()
 }
+
+/// One receiver in two pipelines, the second fanning out to two exporters: every exporter
+/// gets every line once, and offsets commit only when all of them delivered.
+#[test]
+fn fan_out_to_several_pipelines_and_exporters() {
+    let dir = tempfile::tempdir().unwrap();
+    let logs = dir.path().join("logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    append_json_lines(&logs.join("a.log"), 0, 200);
+    let (a, b) = (Sink::start(), Sink::start());
+    let out = dir.path().join("out").join("logs.jsonl");
+    let config = format!(
+        r#"
+receivers:
+  filelog:
+    include: ["{logs}/*.log"]
+    start_at: beginning
+    poll_interval: 50ms
+    operators:
+      - type: json_parser
+        parse_ints: true
+processors:
+  batch:
+    timeout: 20ms
+  batch/big:
+    send_batch_size: 50
+    timeout: 20ms
+exporters:
+  otlp/a:
+    endpoint: http://{a}
+  otlp/b:
+    endpoint: http://{b}
+  file:
+    path: {out}
+service:
+  pipelines:
+    logs:
+      receivers: [filelog]
+      processors: [batch]
+      exporters: [otlp/a]
+    logs/copy:
+      receivers: [filelog]
+      processors: [batch/big]
+      exporters: [otlp/b, file]
+"#,
+        logs = logs.display(),
+        a = a.addr,
+        b = b.addr,
+        out = out.display(),
+    );
+    let agent = Agent::start(dir.path(), &config);
+    a.wait_for(200, Duration::from_secs(30));
+    b.wait_for(200, Duration::from_secs(30));
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(agent.stop(), 0);
+    assert_eq!(seqs(&a.received()), (0..200).collect::<Vec<_>>());
+    assert_eq!(seqs(&b.received()), (0..200).collect::<Vec<_>>());
+    // The file exporter wrote OTLP/JSON requests, one per line.
+    let text = std::fs::read_to_string(&out).unwrap();
+    let mut records = 0;
+    for line in text.lines() {
+        let req: serde_json::Value = serde_json::from_str(line).unwrap();
+        for rl in req["resourceLogs"].as_array().unwrap() {
+            for sl in rl["scopeLogs"].as_array().unwrap() {
+                for r in sl["logRecords"].as_array().unwrap() {
+                    assert!(
+                        r["observedTimeUnixNano"].is_string(),
+                        "int64 as a string: {r}"
+                    );
+                    records += 1;
+                }
+            }
+        }
+    }
+    assert_eq!(records, 200);
+}
