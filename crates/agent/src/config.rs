@@ -578,7 +578,9 @@ service:
     fn a_good_config_loads() {
         let c = parse(GOOD, &env).unwrap();
         let id: ComponentId = "filelog/app".parse().unwrap();
-        let ReceiverConfig::Filelog(f) = &c.receivers[&id];
+        let ReceiverConfig::Filelog(f) = &c.receivers[&id] else {
+            panic!("filelog/app is a filelog receiver");
+        };
         assert_eq!(f.include, ["/var/log/*.log"]);
         assert_eq!(c.pipelines["logs"].exporters.len(), 1);
     }
