@@ -67,9 +67,16 @@ impl Service {
                 continue;
             }
             let (tx, rx) = mpsc::channel(STAGE_CAPACITY);
-            let task = centimane_exporters::spawn(id.clone(), c.clone(), rx, abandon.clone())
-                .map_err(|e| anyhow::anyhow!("exporter {id}: {e}"))?;
-            exporters.push(task);
+            // `storage_dirs`: where an exporter's persistent sending queue lives.
+            let exporter = centimane_exporters::spawn(
+                id.clone(),
+                c.clone(),
+                rx,
+                abandon.clone(),
+                &storage_dirs,
+            )
+            .map_err(|e| anyhow::anyhow!("exporter {id}: {e}"))?;
+            exporters.push(exporter.task);
             exporter_inputs.insert(id, tx);
         }
 

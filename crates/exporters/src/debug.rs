@@ -1,4 +1,6 @@
-//! The `debug` exporter: prints what reaches it to stderr, for people looking at a pipeline.
+//! The `debug` exporter: prints what reaches it, for people looking at a pipeline: to
+//! stderr, beside the agent's own log (`use_internal_logger: true`, the default), or to
+//! stdout (`false`), as the Collector's debug exporter does.
 //!
 //! - `verbosity: basic` (default): one line per batch, `<id>: N log records`.
 //! - `normal`: one line per record: its time (the observed time if it has none), severity,
@@ -14,6 +16,7 @@
 
 use crate::config::Fields;
 use crate::convert;
+use crate::stats::ExporterStats;
 use centimane_core::config::ComponentId;
 use centimane_core::entry::severity_name;
 use centimane_core::{Entry, SharedBatch, Timestamp};
@@ -21,6 +24,7 @@ use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
 use std::fmt::{self, Write as _};
 use std::io::Write;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -31,6 +35,8 @@ pub struct DebugConfig {
     pub verbosity: Verbosity,
     pub sampling_initial: u64,
     pub sampling_thereafter: u64,
+    /// `true`: stderr, where the agent logs; `false`: stdout.
+    pub use_internal_logger: bool,
 }
 
 impl Default for DebugConfig {
@@ -39,6 +45,7 @@ impl Default for DebugConfig {
             verbosity: Verbosity::Basic,
             sampling_initial: 2,
             sampling_thereafter: 1,
+            use_internal_logger: true,
         }
     }
 }
@@ -50,7 +57,12 @@ pub enum Verbosity {
     Detailed,
 }
 
-const KEYS: &[&str] = &["verbosity", "sampling_initial", "sampling_thereafter"];
+const KEYS: &[&str] = &[
+    "verbosity",
+    "sampling_initial",
+    "sampling_thereafter",
+    "use_internal_logger",
+];
 
 pub(crate) fn parse(config: serde_json::Value) -> Result<DebugConfig, String> {
     let mut f = Fields::new("", config, KEYS)?;
@@ -71,6 +83,9 @@ pub(crate) fn parse(config: serde_json::Value) -> Result<DebugConfig, String> {
         sampling_thereafter: f
             .take("sampling_thereafter")?
             .unwrap_or(d.sampling_thereafter),
+        use_internal_logger: f
+            .take("use_internal_logger")?
+            .unwrap_or(d.use_internal_logger),
     })
 }
 
@@ -113,6 +128,7 @@ pub(crate) async fn run<W: Write>(
     id: ComponentId,
     config: DebugConfig,
     mut out: W,
+    stats: Arc<ExporterStats>,
     mut input: mpsc::Receiver<SharedBatch>,
     abandon: CancellationToken,
 ) {
@@ -137,6 +153,7 @@ pub(crate) async fn run<W: Write>(
         // about stderr, and holding the acks back would only stall the receiver.
         let _ = out.write_all(text.as_bytes());
         let _ = out.flush();
+        stats.sent(batch.len() as u64, 0);
         batch.acks.delivered();
     }
 }
@@ -298,7 +315,7 @@ mod tests {
     use crate::test_support::{Acks, entry_with_all_fields};
     use centimane_core::{AckStatus, Batch, Value};
     use serde_json::json;
-    use std::sync::{Arc, Mutex};
+    use std::sync::Mutex;
 
     #[test]
     fn config() {
@@ -312,8 +329,14 @@ mod tests {
             DebugConfig {
                 verbosity: Verbosity::Detailed,
                 sampling_initial: 5,
-                sampling_thereafter: 200
+                sampling_thereafter: 200,
+                use_internal_logger: true,
             }
+        );
+        assert!(
+            !parse(json!({"use_internal_logger": false}))
+                .unwrap()
+                .use_internal_logger
         );
         for (block, key) in [
             (json!({"verbosity": "loud"}), "`verbosity`"),
@@ -424,6 +447,7 @@ mod tests {
                 "debug/x".parse().unwrap(),
                 config,
                 out.clone(),
+                Arc::default(),
                 rx,
                 CancellationToken::new(),
             ));

@@ -6,15 +6,22 @@
 //! which survives a crash of the agent (not of the machine: there is no fsync per batch).
 //! On an I/O error the exporter cuts the partial record off again, reopens the file and
 //! retries with backoff until it succeeds or the agent abandons the drain.
+//!
+//! With `rotation`, the file is renamed to a timestamped backup before a batch would take
+//! it past `max_megabytes` (see [`rotate`]).
+
+mod rotate;
 
 use crate::config::Fields;
 use crate::retry::{self, Attempt, RetryConfig};
+use crate::stats::ExporterStats;
 use crate::{convert, otlp_json};
 use centimane_core::SharedBatch;
 use centimane_core::config::ComponentId;
 use prost::Message;
+use rotate::Output;
+pub use rotate::Rotation;
 use std::fs::{File, OpenOptions};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -27,6 +34,8 @@ pub struct FileConfig {
     /// The file to append to; missing parent directories are created.
     pub path: PathBuf,
     pub format: FileFormat,
+    /// `None`: the file grows without bound.
+    pub rotation: Option<Rotation>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,7 +47,7 @@ pub enum FileFormat {
     Proto,
 }
 
-const KEYS: &[&str] = &["path", "format"];
+const KEYS: &[&str] = &["path", "format", "rotation"];
 
 pub(crate) fn parse(config: serde_json::Value) -> Result<FileConfig, String> {
     let mut f = Fields::new("", config, KEYS)?;
@@ -51,9 +60,11 @@ pub(crate) fn parse(config: serde_json::Value) -> Result<FileConfig, String> {
         Some("proto") => FileFormat::Proto,
         Some(other) => return Err(format!("`format` must be `json` or `proto`, not {other:?}")),
     };
+    let rotation = f.take_raw("rotation").map(rotate::parse).transpose()?;
     Ok(FileConfig {
         path: PathBuf::from(path),
         format,
+        rotation,
     })
 }
 
@@ -97,37 +108,20 @@ fn encode(format: FileFormat, batch: &SharedBatch) -> Result<Vec<u8>, String> {
     }
 }
 
-/// Appends `bytes` in one go. On failure, cuts the file back to where it was, so a retry
-/// does not leave half a record in front of the whole one, and forgets the handle, so the
-/// next attempt reopens the path (the file may have been removed or remounted).
-fn append(path: &Path, file: &mut Option<File>, bytes: &[u8]) -> std::io::Result<()> {
-    let handle = match file {
-        Some(handle) => handle,
-        None => file.insert(open(path)?),
-    };
-    let start = handle.metadata()?.len();
-    let result = handle.write_all(bytes).and_then(|()| handle.flush());
-    if result.is_err() {
-        // Best effort: if even this fails there is nothing better to do than to retry.
-        let _ = handle.set_len(start);
-        *file = None;
-    }
-    result
-}
-
 pub(crate) async fn run(
     id: ComponentId,
     config: FileConfig,
     file: File,
     retry: RetryConfig,
+    stats: Arc<ExporterStats>,
     mut input: mpsc::Receiver<SharedBatch>,
     abandon: CancellationToken,
 ) {
-    let path = Arc::new(config.path);
-    // Shared with the blocking writes; `None` after an error until reopened.
-    let file = Arc::new(Mutex::new(Some(file)));
+    let path = Arc::new(config.path.clone());
+    // Shared with the blocking writes.
+    let output = Arc::new(Mutex::new(Output::new(config.path, file, config.rotation)));
     while let Some(batch) = crate::next_batch(&mut input, &abandon).await {
-        let records = batch.len();
+        let records = batch.len() as u64;
         if records == 0 {
             // Everything was filtered out upstream: no line to write, the tokens still settle.
             batch.acks.delivered();
@@ -136,24 +130,24 @@ pub(crate) async fn run(
         let bytes = match encode(config.format, &batch) {
             Ok(bytes) => Arc::new(bytes),
             Err(error) => {
-                retry::settle(&id, batch.acks, records, retry::Outcome::Rejected(error));
+                let rejected = retry::Outcome::Rejected(error);
+                retry::settle(&id, &stats, batch.acks, records, rejected);
                 continue;
             }
         };
-        let outcome = retry::deliver(&id, records, &retry, &abandon, || {
-            let (path, file, bytes) = (path.clone(), file.clone(), bytes.clone());
+        let outcome = retry::deliver(&id, records, &retry, &abandon, None, || {
+            let (path, output, bytes) = (path.clone(), output.clone(), bytes.clone());
             async move {
                 // std::fs on a blocking thread: tokio::fs would hop threads per call anyway.
-                let written = tokio::task::spawn_blocking({
-                    let path = path.clone();
-                    move || {
-                        let mut file = file.lock().unwrap_or_else(PoisonError::into_inner);
-                        append(&path, &mut file, &bytes)
-                    }
+                let written = tokio::task::spawn_blocking(move || {
+                    output
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .append(&bytes)
                 })
                 .await;
                 let error = match written {
-                    Ok(Ok(())) => return Attempt::Accepted,
+                    Ok(Ok(())) => return Attempt::Accepted(None),
                     Ok(Err(e)) => e.to_string(),
                     Err(e) => e.to_string(), // the blocking task panicked or was cancelled
                 };
@@ -164,7 +158,7 @@ pub(crate) async fn run(
             }
         })
         .await;
-        if !retry::settle(&id, batch.acks, records, outcome) {
+        if !retry::settle(&id, &stats, batch.acks, records, outcome) {
             return;
         }
     }
@@ -186,7 +180,8 @@ mod tests {
             c,
             Ok(FileConfig {
                 path: "/tmp/x/out.json".into(),
-                format: FileFormat::Json
+                format: FileFormat::Json,
+                rotation: None,
             })
         );
         assert_eq!(
@@ -198,7 +193,11 @@ mod tests {
             (json!({"path": ""}), "`path`"),
             (json!({"path": 5}), "`path`"),
             (json!({"path": "p", "format": "yaml"}), "`format`"),
-            (json!({"path": "p", "rotation": {}}), "`rotation`"),
+            (json!({"path": "p", "rotation": 5}), "`rotation`"),
+            (
+                json!({"path": "p", "rotation": {"max_size": 1}}),
+                "`rotation.max_size`",
+            ),
         ] {
             let err = parse("file", block.clone()).unwrap_err();
             assert!(err.contains(key), "{block}: {err}");
@@ -223,8 +222,10 @@ mod tests {
             ExporterConfig::File(config),
             rx,
             CancellationToken::new(),
+            &Default::default(),
         )
-        .unwrap();
+        .unwrap()
+        .task;
         let acks = Acks::new();
         let first = vec![entry_with_all_fields()];
         let second = vec![Entry::new(Value::from("two")), Entry::new(Value::Int(3))];
@@ -269,8 +270,10 @@ mod tests {
             ExporterConfig::File(config),
             rx,
             CancellationToken::new(),
+            &Default::default(),
         )
-        .unwrap();
+        .unwrap()
+        .task;
         let entries = vec![entry_with_all_fields()];
         tx.send(Batch::new(entries.clone(), Default::default()).into_shared())
             .await
@@ -293,6 +296,7 @@ mod tests {
         let config = FileConfig {
             path: dir.path().to_owned(), // a directory
             format: FileFormat::Json,
+            rotation: None,
         };
         let runtime = tokio::runtime::Builder::new_current_thread()
             .build()
@@ -304,8 +308,10 @@ mod tests {
             ExporterConfig::File(config),
             rx,
             CancellationToken::new(),
+            &Default::default(),
         )
-        .unwrap_err();
+        .err()
+        .unwrap();
         assert!(err.contains("cannot open"), "{err}");
     }
 
@@ -327,12 +333,14 @@ mod tests {
         let config = FileConfig {
             path: path.to_owned(),
             format: FileFormat::Json,
+            rotation: None,
         };
         let task = tokio::spawn(run(
             "file".parse().unwrap(),
             config,
             file,
             retry,
+            Arc::default(),
             rx,
             abandon.clone(),
         ));

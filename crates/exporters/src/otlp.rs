@@ -1,24 +1,30 @@
 //! The `otlp` exporter: OTLP/gRPC `LogsService/Export` through tonic.
 //!
-//! One batch is one request, sent and retried until the backend accepts it, rejects it for
-//! good, or the agent abandons the drain (see [`crate::retry`]). Which failures are worth
-//! retrying follows the OTLP specification ([`classify`]). The channel connects lazily, so
-//! a backend that is down at startup is retried like any other outage rather than failing
-//! the pipeline.
+//! Requests come out of the sending queue already encoded ([`crate::sending`]), so the
+//! call goes through [`codec::Raw`], which puts those bytes on the wire as they are. Which
+//! failures are worth retrying follows the OTLP specification ([`classify`]). The channel
+//! connects lazily, so a backend that is down at startup is retried like any other outage
+//! rather than failing the pipeline.
 
+mod codec;
+
+use crate::client::{self, Compression, Headers};
 use crate::config::Fields;
-use crate::retry::{self, Attempt, RetryConfig};
-use centimane_core::SharedBatch;
-use centimane_core::config::{ComponentId, GoDuration};
-use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
-use opentelemetry_proto::tonic::collector::logs::v1::logs_service_client::LogsServiceClient;
-use std::fmt;
+use crate::queue::{self, SendingQueueConfig};
+use crate::retry::{self, Attempt, Partial, RetryConfig};
+use crate::rpc::{proto_duration, retry_info};
+use crate::sending::Transport;
+use crate::tls::{self, TlsConfig};
+use bytes::Bytes;
+use centimane_core::config::GoDuration;
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceResponse;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
-use tokio::sync::mpsc;
-use tokio_util::sync::CancellationToken;
+use tonic::client::Grpc;
 use tonic::codec::CompressionEncoding;
+use tonic::codegen::http::uri::PathAndQuery;
 use tonic::metadata::{AsciiMetadataKey, AsciiMetadataValue};
-use tonic::transport::{Channel, ClientTlsConfig, Endpoint, Uri};
+use tonic::transport::{Channel, ClientTlsConfig, Endpoint, Identity, Uri};
 use tonic::{Code, Status};
 
 /// The `otlp` exporter's config.
@@ -32,35 +38,7 @@ pub struct OtlpConfig {
     /// Per request; zero means no limit.
     pub timeout: Duration,
     pub retry_on_failure: RetryConfig,
-}
-
-/// `tls`. Only `insecure` so far; other keys are refused rather than silently ignored.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct TlsConfig {
-    /// Plaintext for an endpoint without a scheme (a scheme decides on its own).
-    pub insecure: bool,
-}
-
-/// `headers`: gRPC metadata sent with every request, in config order. Each name and value
-/// was checked to be valid metadata when the config was parsed. Values are left out of
-/// `Debug` output, since they are usually credentials.
-#[derive(Clone, Default, PartialEq, Eq)]
-pub struct Headers(pub Vec<(String, String)>);
-
-impl fmt::Debug for Headers {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_map()
-            .entries(self.0.iter().map(|(name, _)| (name, "<redacted>")))
-            .finish()
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Compression {
-    None,
-    /// The default, as in the Collector.
-    Gzip,
-    Zstd,
+    pub sending_queue: SendingQueueConfig,
 }
 
 const KEYS: &[&str] = &[
@@ -70,48 +48,21 @@ const KEYS: &[&str] = &[
     "compression",
     "timeout",
     "retry_on_failure",
+    "sending_queue",
 ];
-const TLS_KEYS: &[&str] = &["insecure"];
+
+const EXPORT_PATH: &str = "/opentelemetry.proto.collector.logs.v1.LogsService/Export";
 
 pub(crate) fn parse(config: serde_json::Value) -> Result<OtlpConfig, String> {
     let mut f = Fields::new("", config, KEYS)?;
     let endpoint: String = f
         .take("endpoint")?
         .ok_or("`endpoint` is required: the backend's `host:port`")?;
-    let tls = match f.take_raw("tls") {
-        None => TlsConfig::default(),
-        Some(block) => {
-            let mut t = Fields::new("tls.", block, TLS_KEYS)?;
-            TlsConfig {
-                insecure: t.take("insecure")?.unwrap_or(false),
-            }
-        }
-    };
+    let tls = tls::parse(f.take_raw("tls"))?;
     target(&endpoint, tls.insecure)?;
-    let headers = match f.take::<serde_json::Map<String, serde_json::Value>>("headers")? {
-        None => Headers::default(),
-        Some(map) => {
-            let mut headers = Vec::with_capacity(map.len());
-            for (name, value) in map {
-                let serde_json::Value::String(value) = value else {
-                    return Err(format!("`headers.{name}`: the value must be a string"));
-                };
-                metadata_pair(&name, &value)?;
-                headers.push((name, value));
-            }
-            Headers(headers)
-        }
-    };
-    let compression = match f.take::<String>("compression")?.as_deref() {
-        None | Some("gzip") => Compression::Gzip,
-        Some("none" | "") => Compression::None,
-        Some("zstd") => Compression::Zstd,
-        Some(other) => {
-            return Err(format!(
-                "`compression` must be `gzip`, `zstd` or `none`, not {other:?}"
-            ));
-        }
-    };
+    let headers =
+        client::take_headers(&mut f, |name, value| metadata_pair(name, value).map(|_| ()))?;
+    let compression = client::take_compression(&mut f)?;
     let timeout = f
         .take::<GoDuration>("timeout")?
         .map_or(Duration::from_secs(5), Duration::from);
@@ -119,6 +70,7 @@ pub(crate) fn parse(config: serde_json::Value) -> Result<OtlpConfig, String> {
         None => RetryConfig::default(),
         Some(block) => retry::parse(block)?,
     };
+    let sending_queue = queue::parse(f.take_raw("sending_queue"))?;
     Ok(OtlpConfig {
         endpoint,
         tls,
@@ -126,6 +78,7 @@ pub(crate) fn parse(config: serde_json::Value) -> Result<OtlpConfig, String> {
         compression,
         timeout,
         retry_on_failure,
+        sending_queue,
     })
 }
 
@@ -181,87 +134,72 @@ fn metadata_pair(
     Ok((key, value))
 }
 
-/// Builds the client (no connection yet) and returns the exporter's task.
-pub(crate) fn start(
-    id: ComponentId,
-    config: OtlpConfig,
-    input: mpsc::Receiver<SharedBatch>,
-    abandon: CancellationToken,
-) -> Result<impl Future<Output = ()> + Send + 'static, String> {
-    let (uri, tls) = target(&config.endpoint, config.tls.insecure)?;
+/// Builds the client (no connection yet): reads the TLS files and checks them.
+pub(crate) fn transport(config: &OtlpConfig) -> Result<GrpcTransport, String> {
+    let (uri, use_tls) = target(&config.endpoint, config.tls.insecure)?;
     let mut endpoint = Endpoint::from(uri)
         .user_agent(concat!("centimane/", env!("CARGO_PKG_VERSION")))
         .map_err(|e| e.to_string())?;
     if !config.timeout.is_zero() {
         endpoint = endpoint.connect_timeout(config.timeout);
     }
-    if tls {
+    if use_tls {
+        let mut tls_config = ClientTlsConfig::new();
+        if let Some(identity) = tls::client_identity(&config.tls)? {
+            tls_config =
+                tls_config.identity(Identity::from_pem(identity.cert_pem, identity.key_pem));
+        }
+        if let Some(name) = &config.tls.server_name_override {
+            tls_config = tls_config.domain_name(name.clone());
+        }
         endpoint = endpoint
-            .tls_config(ClientTlsConfig::new().with_native_roots())
-            .map_err(|e| format!("cannot set up TLS for {}: {e}", config.endpoint))?;
+            .tls_config_with_verifier(tls_config, tls::verifier(&config.tls)?)
+            .map_err(|e| {
+                format!(
+                    "cannot set up TLS for {}: {}",
+                    config.endpoint,
+                    tls::error_chain(&e)
+                )
+            })?;
     }
-    let mut client = LogsServiceClient::new(endpoint.connect_lazy());
-    client = match config.compression {
-        Compression::None => client,
-        Compression::Gzip => client.send_compressed(CompressionEncoding::Gzip),
-        Compression::Zstd => client.send_compressed(CompressionEncoding::Zstd),
-    };
+    let mut grpc = Grpc::new(endpoint.connect_lazy());
+    if let Some(encoding) = match config.compression {
+        Compression::None => None,
+        Compression::Gzip => Some(CompressionEncoding::Gzip),
+        Compression::Zstd => Some(CompressionEncoding::Zstd),
+    } {
+        grpc = grpc.send_compressed(encoding);
+    }
     let headers = config
         .headers
         .0
         .iter()
         .map(|(name, value)| metadata_pair(name, value))
         .collect::<Result<Vec<_>, _>>()?;
-    let sender = Sender {
-        client,
+    Ok(GrpcTransport {
+        grpc,
         headers,
         timeout: config.timeout,
-    };
-    Ok(run(id, sender, config.retry_on_failure, input, abandon))
+        endpoint: config.endpoint.clone(),
+        tls_failing: AtomicBool::new(false),
+    })
 }
 
-async fn run(
-    id: ComponentId,
-    sender: Sender,
-    retry: RetryConfig,
-    mut input: mpsc::Receiver<SharedBatch>,
-    abandon: CancellationToken,
-) {
-    while let Some(batch) = crate::next_batch(&mut input, &abandon).await {
-        let records = batch.len();
-        if records == 0 {
-            // Everything was filtered out upstream: nothing to send, the tokens still settle.
-            batch.acks.delivered();
-            continue;
-        }
-        let request = crate::to_otlp_request(&batch.entries);
-        let outcome = retry::deliver(&id, records, &retry, &abandon, || {
-            sender.send(&id, request.clone())
-        })
-        .await;
-        if !retry::settle(&id, batch.acks, records, outcome) {
-            return;
-        }
-    }
-}
-
-/// What one attempt needs.
-struct Sender {
-    client: LogsServiceClient<Channel>,
+/// Sends requests over one lazily connected channel, shared by every consumer.
+pub(crate) struct GrpcTransport {
+    grpc: Grpc<Channel>,
     headers: Vec<(AsciiMetadataKey, AsciiMetadataValue)>,
     timeout: Duration,
+    endpoint: String,
+    /// Whether the last attempt failed in TLS, so that the hint is logged once per outage.
+    tls_failing: AtomicBool,
 }
 
-impl Sender {
-    /// One export call. The request is moved into tonic, so each attempt gets a copy.
-    fn send(
-        &self,
-        id: &ComponentId,
-        request: ExportLogsServiceRequest,
-    ) -> impl Future<Output = Attempt> + use<> {
+impl Transport for GrpcTransport {
+    fn send(&self, payload: Bytes, _records: u64) -> impl Future<Output = Attempt> + Send {
         // The client is a cheap handle onto the shared channel.
-        let mut client = self.client.clone();
-        let mut request = tonic::Request::new(request);
+        let mut grpc = self.grpc.clone();
+        let mut request = tonic::Request::new(payload);
         for (key, value) in &self.headers {
             request.metadata_mut().insert(key.clone(), value.clone());
         }
@@ -270,9 +208,14 @@ impl Sender {
             // Tells the server the deadline (grpc-timeout); tonic enforces it locally too.
             request.set_timeout(timeout);
         }
-        let id = id.clone();
         async move {
-            let call = client.export(request);
+            let call = async {
+                grpc.ready()
+                    .await
+                    .map_err(|e| Status::from_error(Box::new(e)))?;
+                grpc.unary(request, PathAndQuery::from_static(EXPORT_PATH), codec::Raw)
+                    .await
+            };
             let result = if timeout.is_zero() {
                 call.await
             } else {
@@ -286,23 +229,47 @@ impl Sender {
             };
             let status = match result {
                 Ok(response) => {
-                    if let Some(partial) = response.into_inner().partial_success
-                        && partial.rejected_log_records > 0
-                    {
-                        // Accepted all the same: resending would not change the verdict.
-                        tracing::warn!(exporter = %id, rejected = partial.rejected_log_records, message = %partial.error_message, "the backend rejected some records of a batch it accepted");
-                    }
-                    return Attempt::Accepted;
+                    self.tls_failing.store(false, Ordering::Relaxed);
+                    return Attempt::Accepted(partial(response.into_inner()));
                 }
                 Err(status) => status,
             };
-            let error = format!("{:?}: {}", status.code(), status.message());
+            let error = describe(&status);
+            if tls::is_tls_failure(&status) && !self.tls_failing.swap(true, Ordering::Relaxed) {
+                tracing::error!(endpoint = %self.endpoint, %error, "TLS with the backend failed; check `tls.ca_file` (the CA that signed the server's certificate), `tls.server_name_override` and the client certificate");
+            }
             match classify(&status) {
                 Verdict::Retry { at_least } => Attempt::Retry { error, at_least },
                 Verdict::Permanent => Attempt::Rejected(error),
             }
         }
     }
+}
+
+/// The partial success of a response, if the server rejected records.
+fn partial(response: ExportLogsServiceResponse) -> Option<Partial> {
+    let partial = response.partial_success?;
+    let rejected = u64::try_from(partial.rejected_log_records).unwrap_or(0);
+    if rejected == 0 {
+        if !partial.error_message.is_empty() {
+            // The specification's way for a server to warn about an accepted request.
+            tracing::warn!(message = %partial.error_message, "the backend accepted a request with a warning");
+        }
+        return None;
+    }
+    Some(Partial {
+        rejected,
+        message: partial.error_message,
+    })
+}
+
+/// A status as one line: code, message and the chain of local errors behind it.
+fn describe(status: &Status) -> String {
+    let mut text = format!("{:?}: {}", status.code(), status.message());
+    if let Some(source) = std::error::Error::source(status) {
+        tls::append_chain(&mut text, source);
+    }
+    text
 }
 
 /// What to do after a failed export call.
@@ -368,61 +335,6 @@ fn is_transport_failure(status: &Status) -> bool {
         source = error.source();
     }
     false
-}
-
-/// The subset of `google.rpc.Status` needed to find a RetryInfo (prost skips the rest).
-#[derive(Clone, PartialEq, prost::Message)]
-struct RpcStatus {
-    #[prost(message, repeated, tag = "3")]
-    details: Vec<ProtoAny>,
-}
-
-/// `google.protobuf.Any`.
-#[derive(Clone, PartialEq, prost::Message)]
-struct ProtoAny {
-    #[prost(string, tag = "1")]
-    type_url: String,
-    #[prost(bytes = "vec", tag = "2")]
-    value: Vec<u8>,
-}
-
-/// `google.rpc.RetryInfo`.
-#[derive(Clone, PartialEq, prost::Message)]
-struct RetryInfo {
-    #[prost(message, optional, tag = "1")]
-    retry_delay: Option<ProtoDuration>,
-}
-
-/// `google.protobuf.Duration`.
-#[derive(Clone, PartialEq, prost::Message)]
-struct ProtoDuration {
-    #[prost(int64, tag = "1")]
-    seconds: i64,
-    #[prost(int32, tag = "2")]
-    nanos: i32,
-}
-
-const RETRY_INFO_TYPE: &str = "type.googleapis.com/google.rpc.RetryInfo";
-
-/// The RetryInfo among the status details, if there is one that decodes.
-fn retry_info(details: &[u8]) -> Option<RetryInfo> {
-    use prost::Message;
-    if details.is_empty() {
-        return None;
-    }
-    let status = RpcStatus::decode(details).ok()?;
-    status
-        .details
-        .iter()
-        .filter(|any| any.type_url == RETRY_INFO_TYPE)
-        .find_map(|any| RetryInfo::decode(any.value.as_slice()).ok())
-}
-
-/// A non-negative protobuf duration; `None` for a negative or malformed one.
-fn proto_duration(d: &ProtoDuration) -> Option<Duration> {
-    let seconds = u64::try_from(d.seconds).ok()?;
-    let nanos = u32::try_from(d.nanos).ok().filter(|n| *n < 1_000_000_000)?;
-    Some(Duration::new(seconds, nanos))
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 //! drain, and the rules for settling the batch's acknowledgements afterwards.
 
 use crate::config::Fields;
+use crate::stats::ExporterStats;
 use centimane_core::AckSet;
 use centimane_core::config::{ComponentId, GoDuration};
 use std::collections::hash_map::RandomState;
@@ -173,9 +174,17 @@ fn jitter(interval: Duration, factor: f64, unit: f64) -> Duration {
     Duration::try_from_secs_f64(interval.as_secs_f64() * scale).unwrap_or(interval)
 }
 
+/// A backend's partial success: it accepted the request but refused `rejected` records.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Partial {
+    pub(crate) rejected: u64,
+    pub(crate) message: String,
+}
+
 /// What one attempt at sending a batch came to.
 pub(crate) enum Attempt {
-    Accepted,
+    /// Accepted, possibly with some records refused (which resending would not change).
+    Accepted(Option<Partial>),
     /// The backend will never accept this batch (e.g. a malformed request).
     Rejected(String),
     /// A transient failure; `at_least` is the server's requested delay, if it sent one.
@@ -187,12 +196,15 @@ pub(crate) enum Attempt {
 
 /// How delivering a batch ended.
 pub(crate) enum Outcome {
-    Accepted,
+    Accepted(Option<Partial>),
     Rejected(String),
     /// Retries are disabled or `max_elapsed_time` passed; holds the last error.
     GaveUp(String),
     /// `abandon` was cancelled before the batch got through.
     Abandoned,
+    /// `stop` was cancelled while waiting to retry (a persistent queue shutting down: the
+    /// batch stays stored and is sent after the next start).
+    Stopped,
 }
 
 /// Runs `attempt` until it is accepted or rejected, waiting between failures as `cfg`
@@ -202,11 +214,14 @@ pub(crate) enum Outcome {
 /// Returns `Abandoned` as soon as `abandon` is cancelled, even mid-attempt. An attempt
 /// already handed to the network or the OS may still land after that; the batch is then
 /// reported failed although it arrived, which means a duplicate after restart, never a loss.
+/// `stop`, when given, ends the retrying only between attempts (`Stopped`): an attempt
+/// under way is let finish, so that a clean shutdown sends nothing twice.
 pub(crate) async fn deliver<F, Fut>(
     id: &ComponentId,
-    records: usize,
+    records: u64,
     cfg: &RetryConfig,
     abandon: &CancellationToken,
+    stop: Option<&CancellationToken>,
     mut attempt: F,
 ) -> Outcome
 where
@@ -221,7 +236,7 @@ where
             result = attempt() => result,
         };
         let (error, at_least) = match result {
-            Attempt::Accepted => return Outcome::Accepted,
+            Attempt::Accepted(partial) => return Outcome::Accepted(partial),
             Attempt::Rejected(error) => return Outcome::Rejected(error),
             Attempt::Retry { error, at_least } => (error, at_least),
         };
@@ -229,38 +244,89 @@ where
             return Outcome::GaveUp(error);
         };
         tracing::warn!(exporter = %id, records, %error, retry_in = ?delay, "export failed, will retry");
+        let stopped = async {
+            match stop {
+                Some(stop) => stop.cancelled().await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             biased;
             () = abandon.cancelled() => return Outcome::Abandoned,
+            () = stopped => return Outcome::Stopped,
             () = tokio::time::sleep(delay) => {}
         }
     }
 }
 
-/// Settles a batch's acknowledgements according to how its delivery ended, logging what
-/// was lost. Returns `false` when the exporter must stop (abandoned).
-pub(crate) fn settle(id: &ComponentId, acks: AckSet, records: usize, outcome: Outcome) -> bool {
+/// Logs how delivering a request of `records` records ended and counts it in `stats`.
+/// `later` says what happens to records not delivered now (read again after a restart, or
+/// kept in a persistent queue).
+pub(crate) fn report(
+    id: &ComponentId,
+    stats: &ExporterStats,
+    records: u64,
+    outcome: &Outcome,
+    later: &str,
+) {
     match outcome {
-        Outcome::Accepted => {
-            acks.delivered();
-            true
+        Outcome::Accepted(partial) => {
+            let rejected = partial.as_ref().map_or(0, |p| p.rejected);
+            stats.sent(records, rejected);
+            if let Some(Partial { rejected, message }) = partial.as_ref().filter(|p| p.rejected > 0)
+            {
+                let total = stats.snapshot().partially_rejected_records;
+                // Resending would not change the backend's verdict: the request counts as sent.
+                tracing::error!(exporter = %id, records, rejected, rejected_total = total, %message, "the backend accepted the request but rejected some of its records");
+            }
         }
         Outcome::Rejected(error) => {
-            tracing::error!(exporter = %id, records, %error, "the backend rejected the records permanently, dropping them");
-            // Settled as delivered on purpose: retrying can never succeed, and an unsettled
-            // ack would hold the receiver's checkpoint back forever, so every later line would
-            // be read again after each restart. The loss is logged just above.
+            let total = stats.rejected(records);
+            tracing::error!(exporter = %id, records, rejected_total = total, %error, "the backend rejected the records permanently, dropping them");
+        }
+        Outcome::GaveUp(error) => {
+            stats.failed(records);
+            tracing::error!(exporter = %id, records, %error, "giving up on the records after the last failure; {later}");
+        }
+        Outcome::Abandoned => {
+            stats.failed(records);
+            tracing::warn!(exporter = %id, records, "shutdown deadline passed with records unsent; {later}");
+        }
+        Outcome::Stopped => {}
+    }
+}
+
+/// Settles a batch's acknowledgements according to how its delivery ended, logging what
+/// was lost. Returns `false` when the exporter must stop (abandoned).
+pub(crate) fn settle(
+    id: &ComponentId,
+    stats: &ExporterStats,
+    acks: AckSet,
+    records: u64,
+    outcome: Outcome,
+) -> bool {
+    report(
+        id,
+        stats,
+        records,
+        &outcome,
+        "their lines will be read again after a restart",
+    );
+    match outcome {
+        Outcome::Accepted(_) | Outcome::Rejected(_) => {
+            // A rejection is settled as delivered on purpose: retrying can never succeed,
+            // and an unsettled ack would hold the receiver's checkpoint back forever, so
+            // every later line would be read again after each restart. The loss is logged
+            // and counted by `report`.
             acks.delivered();
             true
         }
-        Outcome::GaveUp(error) => {
-            tracing::error!(exporter = %id, records, %error, "giving up on the records after the last failure; their lines will be read again after a restart");
+        Outcome::GaveUp(_) => {
             // Dropping the acks unsettled reports the failure: the offsets are not committed.
             drop(acks);
             true
         }
-        Outcome::Abandoned => {
-            tracing::warn!(exporter = %id, records, "shutdown deadline passed with records unsent; their lines will be read again after a restart");
+        Outcome::Abandoned | Outcome::Stopped => {
             drop(acks);
             false
         }

@@ -1,7 +1,11 @@
 use super::*;
-use crate::test_support::{Acks, entry_with_all_fields};
+use crate::queue::SendingQueueConfig;
+use crate::rpc::{ProtoAny, ProtoDuration, RETRY_INFO_TYPE, RetryInfo, RpcStatus};
+use crate::test_support::{Acks, Pki, entry_with_all_fields};
 use crate::{ExporterConfig, parse_config, spawn};
+use centimane_core::SharedBatch;
 use centimane_core::{AckStatus, Batch, Entry, Value};
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::logs::v1::logs_service_server::{
     LogsService, LogsServiceServer,
 };
@@ -14,8 +18,10 @@ use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Mutex;
 use tokio::net::TcpListener;
+use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 use tonic::metadata::MetadataMap;
 use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
@@ -37,11 +43,12 @@ fn config_defaults() {
         c,
         OtlpConfig {
             endpoint: "collector:4317".into(),
-            tls: TlsConfig { insecure: false },
+            tls: TlsConfig::default(),
             headers: Headers::default(),
             compression: Compression::Gzip,
             timeout: Duration::from_secs(5),
             retry_on_failure: RetryConfig::default(),
+            sending_queue: SendingQueueConfig::default(),
         }
     );
 }
@@ -81,8 +88,12 @@ fn config_errors_name_the_key() {
             "unknown key `endpont`; did you mean `endpoint`?",
         ),
         (
-            json!({"endpoint": "h:1", "sending_queue": {}}),
-            "unknown key `sending_queue`",
+            json!({"endpoint": "h:1", "sending_queue": {"blocking": true}}),
+            "unknown key `sending_queue.blocking`",
+        ),
+        (
+            json!({"endpoint": "h:1", "sending_queue": {"storage": "a b"}}),
+            "`sending_queue.storage`",
         ),
         (
             json!({"endpoint": "h:1", "timeout": "5 sec"}),
@@ -115,8 +126,8 @@ fn config_errors_name_the_key() {
             "`compression`",
         ),
         (
-            json!({"endpoint": "h:1", "tls": {"ca_file": "/x"}}),
-            "unknown key `tls.ca_file`",
+            json!({"endpoint": "h:1", "tls": {"ca_pem": "/x"}}),
+            "unknown key `tls.ca_pem`",
         ),
         (
             json!({"endpoint": "h:1", "tls": {"insecure": "yes"}}),
@@ -164,6 +175,7 @@ fn retry_info_details(delay: Option<(i64, i32)>) -> Vec<u8> {
         retry_delay: delay.map(|(seconds, nanos)| ProtoDuration { seconds, nanos }),
     };
     RpcStatus {
+        message: String::new(),
         details: vec![
             ProtoAny {
                 type_url: "type.googleapis.com/google.rpc.DebugInfo".into(),
@@ -316,6 +328,14 @@ impl TestServer {
     }
 
     fn serve(listener: TcpListener, script: Vec<Reply>) -> TestServer {
+        Self::serve_with(listener, script, None)
+    }
+
+    fn serve_with(
+        listener: TcpListener,
+        script: Vec<Reply>,
+        tls: Option<tonic::transport::ServerTlsConfig>,
+    ) -> TestServer {
         let addr = listener.local_addr().unwrap();
         let (tx, received) = mpsc::unbounded_channel();
         let sink = Sink {
@@ -325,8 +345,12 @@ impl TestServer {
         let service = LogsServiceServer::new(sink)
             .accept_compressed(CompressionEncoding::Gzip)
             .accept_compressed(CompressionEncoding::Zstd);
+        let mut builder = Server::builder();
+        if let Some(tls) = tls {
+            builder = builder.tls_config(tls).unwrap();
+        }
         let task = tokio::spawn(async move {
-            let _ = Server::builder()
+            let _ = builder
                 .add_service(service)
                 .serve_with_incoming(TcpIncoming::from(listener))
                 .await;
@@ -362,7 +386,15 @@ impl Exporter {
         let config = parse_config("otlp", config).unwrap();
         let (tx, rx) = mpsc::channel(4);
         let abandon = CancellationToken::new();
-        let task = spawn("otlp/test".parse().unwrap(), config, rx, abandon.clone()).unwrap();
+        let task = spawn(
+            "otlp/test".parse().unwrap(),
+            config,
+            rx,
+            abandon.clone(),
+            &Default::default(),
+        )
+        .unwrap()
+        .task;
         Exporter {
             tx: Some(tx),
             abandon,
@@ -650,12 +682,99 @@ async fn a_tls_endpoint_starts_without_a_server() {
     let config = parse_config("otlp", json!({"endpoint": "localhost:1"})).unwrap();
     let (tx, rx) = mpsc::channel(1);
     let abandon = CancellationToken::new();
-    match spawn("otlp".parse().unwrap(), config, rx, abandon.clone()) {
-        Ok(task) => {
+    match spawn(
+        "otlp".parse().unwrap(),
+        config,
+        rx,
+        abandon.clone(),
+        &Default::default(),
+    ) {
+        Ok(running) => {
             drop(tx);
-            task.await.unwrap();
+            running.task.await.unwrap();
         }
         // A machine without CA certificates cannot verify anything: a setup error.
         Err(e) => assert!(e.contains("TLS"), "{e}"),
     }
+}
+
+// ---- TLS ----
+
+async fn tls_server(pki: &Pki, client_auth: bool) -> TestServer {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    TestServer::serve_with(listener, vec![], Some(pki.server_tls(client_auth)))
+}
+
+/// One attempt straight through the transport.
+async fn attempt(config: serde_json::Value) -> Attempt {
+    let config = parse_otlp(config).unwrap();
+    let payload = Bytes::from(crate::to_otlp_request(&one_entry("tls")).encode_to_vec());
+    transport(&config).unwrap().send(payload, 1).await
+}
+
+fn verdict(attempt: Attempt) -> String {
+    match attempt {
+        Attempt::Accepted(_) => "accepted".into(),
+        Attempt::Rejected(e) => format!("rejected: {e}"),
+        Attempt::Retry { error, .. } => format!("retry: {error}"),
+    }
+}
+
+#[tokio::test]
+async fn tls_with_the_test_ca_delivers() {
+    let pki = Pki::new();
+    let mut server = tls_server(&pki, false).await;
+    let exporter = Exporter::start(json!({
+        "endpoint": format!("https://{}", server.addr),
+        "tls": {"ca_file": pki.ca_file},
+    }));
+    exporter.send(1, one_entry("secret")).await;
+    assert_eq!(
+        server.next().await.request,
+        crate::to_otlp_request(&one_entry("secret"))
+    );
+    assert_eq!(
+        exporter.finish().await.wait_for(1).await,
+        [(1, AckStatus::Delivered)]
+    );
+}
+
+#[tokio::test]
+async fn tls_failures_are_retried_with_a_clear_error() {
+    let pki = Pki::new();
+    let _server = tls_server(&pki, false).await;
+    let endpoint = format!("https://{}", _server.addr);
+    let wrong_ca = json!({"endpoint": endpoint, "tls": {"ca_file": pki.other_ca_file}});
+    let text = verdict(attempt(wrong_ca).await);
+    assert!(
+        text.starts_with("retry") && text.contains("invalid peer certificate: UnknownIssuer"),
+        "{text}"
+    );
+    let wrong_name = json!({"endpoint": endpoint, "tls": {
+        "ca_file": pki.ca_file, "server_name_override": "elsewhere.test",
+    }});
+    let text = verdict(attempt(wrong_name).await);
+    assert!(
+        text.contains("not valid for name \"elsewhere.test\""),
+        "{text}"
+    );
+    let skip = json!({"endpoint": endpoint, "tls": {
+        "ca_file": pki.other_ca_file, "insecure_skip_verify": true,
+    }});
+    assert_eq!(verdict(attempt(skip).await), "accepted");
+}
+
+#[tokio::test]
+async fn tls_with_a_client_certificate() {
+    let pki = Pki::new();
+    let server = tls_server(&pki, true).await;
+    let endpoint = format!("https://{}", server.addr);
+    let without = json!({"endpoint": endpoint, "tls": {"ca_file": pki.ca_file}});
+    assert!(verdict(attempt(without).await).starts_with("retry"));
+    let with = json!({"endpoint": endpoint, "tls": {
+        "ca_file": pki.ca_file,
+        "cert_file": pki.client_cert_file,
+        "key_file": pki.client_key_file,
+    }});
+    assert_eq!(verdict(attempt(with).await), "accepted");
 }
