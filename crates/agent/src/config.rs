@@ -56,6 +56,9 @@ pub struct AgentConfig {
     pub processors: IndexMap<ComponentId, ProcessorConfig>,
     pub exporters: IndexMap<ComponentId, ExporterConfig>,
     pub storages: IndexMap<ComponentId, FileStorageConfig>,
+    /// The enabled `opamp` extension, and the directory its state is kept in (`opamp/`
+    /// under the first enabled `file_storage` directory).
+    pub opamp: Option<(centimane_opamp_ext::OpampConfig, PathBuf)>,
     pub pipelines: IndexMap<String, Pipeline>,
     /// `service.telemetry.logs.level`, if set.
     pub log_level: Option<String>,
@@ -83,7 +86,13 @@ fn default_storage_directory() -> PathBuf {
     PathBuf::from("/var/lib/otelcol/file_storage")
 }
 
-pub const EXTENSION_TYPES: &[&str] = &["file_storage"];
+pub const EXTENSION_TYPES: &[&str] = &["file_storage", "opamp"];
+
+#[derive(Debug, Clone)]
+enum ExtensionConfig {
+    FileStorage(FileStorageConfig),
+    Opamp(Box<centimane_opamp_ext::OpampConfig>),
+}
 
 type Section = IndexMap<String, Spanned<serde_json::Value>>;
 
@@ -165,15 +174,27 @@ pub fn parse(
         invalid: Vec::new(),
     };
 
-    let storages = ctx.section(
+    let extensions = ctx.section(
         "extensions",
         raw.extensions,
         EXTENSION_TYPES,
         |kind, v| match kind {
-            "file_storage" => centimane_core::config::from_json::<FileStorageConfig>(v),
+            "file_storage" => centimane_core::config::from_json::<FileStorageConfig>(v)
+                .map(ExtensionConfig::FileStorage),
+            "opamp" => {
+                centimane_opamp_ext::parse_config(v).map(|c| ExtensionConfig::Opamp(Box::new(c)))
+            }
             other => Err(format!("unknown extension type `{other}`")),
         },
     );
+    let storages: IndexMap<ComponentId, FileStorageConfig> = extensions
+        .iter()
+        .filter_map(|(id, e)| match e {
+            ExtensionConfig::FileStorage(s) => Some((id.clone(), s.clone())),
+            ExtensionConfig::Opamp(_) => None,
+        })
+        .collect();
+    let mut opamp = None;
     let receivers = ctx.section(
         "receivers",
         raw.receivers,
@@ -218,13 +239,29 @@ pub fn parse(
             let service = service.value;
             log_level = service.telemetry.and_then(|t| t.logs).and_then(|l| l.level);
             let mut enabled_storages = Vec::new();
+            let mut enabled_opamp = None;
             for name in &service.extensions {
-                match name.parse::<ComponentId>() {
-                    Ok(id) if storages.contains_key(&id) => enabled_storages.push(id),
-                    _ => ctx.errors.push(ConfigError {
+                match name.parse::<ComponentId>().ok().and_then(|id| {
+                    let e = extensions.get(&id)?;
+                    Some((id, e))
+                }) {
+                    Some((id, ExtensionConfig::FileStorage(_))) => enabled_storages.push(id),
+                    Some((_, ExtensionConfig::Opamp(c))) => enabled_opamp = Some(c.clone()),
+                    None if ctx.invalid.contains(&format!("extensions.{name}")) => {}
+                    None => ctx.errors.push(ConfigError {
                         line,
                         place: "service.extensions".into(),
-                        message: undefined("extension", name, storages.keys()),
+                        message: undefined("extension", name, extensions.keys()),
+                    }),
+                }
+            }
+            if let Some(c) = enabled_opamp {
+                match enabled_storages.first() {
+                    Some(s) => opamp = Some((*c, storages[s].directory.join("opamp"))),
+                    None => ctx.errors.push(ConfigError {
+                        line,
+                        place: "service.extensions".into(),
+                        message: "the `opamp` extension keeps its state (instance id, last good remote config) in a `file_storage` extension: define one and list it in `service.extensions`".into(),
                     }),
                 }
             }
@@ -308,6 +345,7 @@ pub fn parse(
         processors,
         exporters,
         storages,
+        opamp,
         pipelines,
         log_level,
     })

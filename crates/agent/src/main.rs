@@ -2,14 +2,18 @@
 //! exports them over OTLP. See README.md for the commands.
 
 mod config;
+mod control;
 mod process;
+mod remote;
 mod service;
 mod supervisor;
+mod taps;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 #[cfg(feature = "mimalloc")]
@@ -89,7 +93,14 @@ fn main() -> ExitCode {
     }
 }
 
-fn load(path: Option<&Path>) -> Result<(String, config::AgentConfig)> {
+/// A config as loaded: where from, its text, and the parsed form.
+struct Loaded {
+    label: String,
+    text: String,
+    config: config::AgentConfig,
+}
+
+fn load(path: Option<&Path>) -> Result<Loaded> {
     let (label, text) = match path {
         Some(p) => (
             p.display().to_string(),
@@ -102,9 +113,13 @@ fn load(path: Option<&Path>) -> Result<(String, config::AgentConfig)> {
         ),
     };
     let env = |name: &str| std::env::var(name).ok();
-    let parsed = config::parse(&text, &env)
+    let config = config::parse(&text, &env)
         .map_err(|errors| anyhow::anyhow!("{label} is not valid:\n{errors}"))?;
-    Ok((label, parsed))
+    Ok(Loaded {
+        label,
+        text,
+        config,
+    })
 }
 
 fn validate(path: &Path) -> Result<ExitCode> {
@@ -146,8 +161,8 @@ fn init_logging(level: Option<&str>) {
 }
 
 fn run(path: Option<PathBuf>, drain_timeout: Duration) -> Result<ExitCode> {
-    let (label, cfg) = load(path.as_deref())?;
-    init_logging(cfg.log_level.as_deref());
+    let local = load(path.as_deref())?;
+    init_logging(local.config.log_level.as_deref());
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -158,27 +173,128 @@ fn run(path: Option<PathBuf>, drain_timeout: Duration) -> Result<ExitCode> {
         let mut term = signal(SignalKind::terminate()).context("can't handle SIGTERM")?;
         let mut int = signal(SignalKind::interrupt()).context("can't handle SIGINT")?;
         let mut hup = signal(SignalKind::hangup()).context("can't handle SIGHUP")?;
-        let mut supervisor = supervisor::Supervisor::start(cfg, drain_timeout)?;
-        tracing::info!(config = %label, pipelines = supervisor.running().pipelines.len(), "centimane started");
+        let opamp = local.config.opamp.clone();
+        let (config, text) = match &opamp {
+            Some((_, state_dir)) => with_last_remote_config(&local, state_dir)?,
+            None => (local.config.clone(), local.text.clone()),
+        };
+        let taps = opamp
+            .as_ref()
+            .filter(|(c, _)| c.capabilities.snapshot)
+            .map(|_| Arc::new(taps::Taps::new(centimane_opamp_ext::SNAPSHOT_MAX_RECORDS)));
+        let pipelines: Vec<String> = config.pipelines.keys().cloned().collect();
+        let supervisor: control::SharedSupervisor = Arc::new(tokio::sync::Mutex::new(Some(
+            supervisor::Supervisor::start(config, drain_timeout, taps.clone()).await?,
+        )));
+        let control = Arc::new(control::Control::new(
+            supervisor.clone(),
+            local.text.clone(),
+            &text,
+            &pipelines,
+            taps,
+        ));
+        let opamp_handle = match opamp {
+            Some((c, state_dir)) => {
+                let handle = centimane_opamp_ext::start(
+                    c,
+                    state_dir,
+                    Arc::new(control::SharedControl(control.clone())),
+                )
+                .map_err(|e| anyhow::anyhow!("extension opamp: {e}"))?;
+                control.set_notifier(handle.notifier());
+                Some(handle)
+            }
+            None => None,
+        };
+        tracing::info!(config = %local.label, pipelines = pipelines.len(), "centimane started");
         loop {
             tokio::select! {
                 _ = term.recv() => break,
                 _ = int.recv() => break,
-                _ = hup.recv() => {
-                    // Reload: a bad new config is reported and the running one stays.
-                    match load(path.as_deref()) {
-                        Err(e) => tracing::error!("reload refused, keeping the running config: {e:#}"),
-                        Ok((_, new_cfg)) => match supervisor.swap(new_cfg).await {
-                            Ok(()) => tracing::info!("config reloaded"),
-                            Err(e) => tracing::error!("reloaded config failed to start, running the previous one: {e}"),
-                        },
-                    }
-                }
+                _ = hup.recv() => reload(path.as_deref(), &supervisor, &control).await,
             }
         }
         tracing::info!("stopping: draining pipelines");
-        supervisor.shutdown().await;
+        if let Some(h) = opamp_handle {
+            h.shutdown().await;
+        }
+        if let Some(s) = supervisor.lock().await.take() {
+            s.shutdown().await;
+        }
         tracing::info!("stopped");
         Ok(ExitCode::SUCCESS)
     })
+}
+
+/// With OpAMP, the agent comes back on the last good remote config (merged into the local
+/// file as DESIGN §5 says); a persisted config that no longer loads is logged and skipped.
+fn with_last_remote_config(
+    local: &Loaded,
+    state_dir: &Path,
+) -> Result<(config::AgentConfig, String)> {
+    std::fs::create_dir_all(state_dir).with_context(|| {
+        format!(
+            "can't create the OpAMP state directory {}",
+            state_dir.display()
+        )
+    })?;
+    let Some(remote_text) = centimane_opamp_ext::last_remote_config(state_dir) else {
+        return Ok((local.config.clone(), local.text.clone()));
+    };
+    let env = |name: &str| std::env::var(name).ok();
+    let merged = remote::merge(&local.text, &remote_text).and_then(|m| {
+        config::parse(&m, &env)
+            .map(|c| (c, m))
+            .map_err(|e| e.to_string())
+    });
+    match merged {
+        Ok(pair) => {
+            tracing::info!("starting on the last good remote config");
+            Ok(pair)
+        }
+        Err(e) => {
+            tracing::error!(
+                "the persisted remote config no longer loads ({e}); starting on the local config"
+            );
+            Ok((local.config.clone(), local.text.clone()))
+        }
+    }
+}
+
+/// SIGHUP: reload the local file. A bad file is refused and the running config stays.
+/// With OpAMP, an applied remote config keeps replacing the file's pipelines.
+async fn reload(
+    path: Option<&Path>,
+    supervisor: &control::SharedSupervisor,
+    control: &control::Control,
+) {
+    let loaded = match load(path) {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!("reload refused, keeping the running config: {e:#}");
+            return;
+        }
+    };
+    let (config, text) = match &loaded.config.opamp {
+        Some((_, state_dir)) => match with_last_remote_config(&loaded, state_dir) {
+            Ok(pair) => pair,
+            Err(e) => {
+                tracing::error!("reload refused: {e:#}");
+                return;
+            }
+        },
+        None => (loaded.config.clone(), loaded.text.clone()),
+    };
+    let pipelines: Vec<String> = config.pipelines.keys().cloned().collect();
+    let mut guard = supervisor.lock().await;
+    let Some(s) = guard.as_mut() else { return };
+    match s.swap(config).await {
+        Ok(()) => {
+            drop(guard);
+            control.set_local(loaded.text);
+            control.set_running(&text, &pipelines, "");
+            tracing::info!("config reloaded");
+        }
+        Err(e) => tracing::error!("reloaded config failed to start, running the previous one: {e}"),
+    }
 }

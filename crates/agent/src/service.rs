@@ -10,12 +10,14 @@
 //! and those offsets stay uncommitted, so the lines are read again at the next start.
 
 use crate::config::AgentConfig;
+use crate::taps::Taps;
 use anyhow::{Context, Result};
 use centimane_core::config::ComponentId;
 use centimane_core::{Batch, SharedBatch};
 use centimane_receivers::{Outputs, ReceiverContext, ReceiverHandle};
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -37,10 +39,32 @@ pub struct Service {
 }
 
 impl Service {
-    /// Builds and starts everything in `config`. Must be called within a tokio runtime.
-    pub fn start(config: &AgentConfig, drain_timeout: Duration) -> Result<Service> {
+    /// Builds and starts everything in `config`. If any component fails to start, the ones
+    /// already started are stopped again (drained) before the error is returned, so a
+    /// failed start leaves nothing running.
+    pub async fn start(
+        config: &AgentConfig,
+        drain_timeout: Duration,
+        taps: Option<Arc<Taps>>,
+    ) -> Result<Service> {
+        let mut service = Service::idle();
+        match service.build(config, drain_timeout, taps) {
+            Ok(()) => Ok(service),
+            Err(e) => {
+                service.shutdown(drain_timeout).await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Starts the components of `config`, recording each in `self` as soon as it runs.
+    fn build(
+        &mut self,
+        config: &AgentConfig,
+        drain_timeout: Duration,
+        taps: Option<Arc<Taps>>,
+    ) -> Result<()> {
         let runtime = tokio::runtime::Handle::current();
-        let abandon = CancellationToken::new();
         let mut storage_dirs: HashMap<ComponentId, PathBuf> = HashMap::new();
         for (id, s) in &config.storages {
             if s.create_directory {
@@ -61,7 +85,6 @@ impl Service {
 
         // Exporters first: one instance per id, shared by every pipeline that lists it.
         let mut exporter_inputs: HashMap<&ComponentId, mpsc::Sender<SharedBatch>> = HashMap::new();
-        let mut exporters = Vec::new();
         for (id, c) in &config.exporters {
             if !config.pipelines.values().any(|p| p.exporters.contains(id)) {
                 continue;
@@ -72,17 +95,16 @@ impl Service {
                 id.clone(),
                 c.clone(),
                 rx,
-                abandon.clone(),
+                self.abandon.clone(),
                 &storage_dirs,
             )
             .map_err(|e| anyhow::anyhow!("exporter {id}: {e}"))?;
-            exporters.push(exporter.task);
+            self.exporters.push(exporter.task);
             exporter_inputs.insert(id, tx);
         }
 
-        let mut tasks = Vec::new();
         let mut receiver_outputs: HashMap<&ComponentId, Vec<mpsc::Sender<Batch>>> = HashMap::new();
-        for pipeline in config.pipelines.values() {
+        for (name, pipeline) in &config.pipelines {
             let (input_tx, mut rx) = mpsc::channel::<Batch>(INPUT_CAPACITY);
             for r in &pipeline.receivers {
                 receiver_outputs
@@ -93,7 +115,8 @@ impl Service {
             for id in &pipeline.processors {
                 let (tx, next_rx) = mpsc::channel(STAGE_CAPACITY);
                 let c = config.processors[id].clone();
-                tasks.push(centimane_processors::spawn(id.clone(), c, rx, tx));
+                self.tasks
+                    .push(centimane_processors::spawn(id.clone(), c, rx, tx));
                 rx = next_rx;
             }
             let outputs: Vec<mpsc::Sender<SharedBatch>> = pipeline
@@ -101,11 +124,11 @@ impl Service {
                 .iter()
                 .map(|id| exporter_inputs[id].clone())
                 .collect();
-            tasks.push(tokio::spawn(fan_out(rx, outputs)));
+            let tap = taps.clone().map(|t| (t, format!("pipeline:{name}")));
+            self.tasks.push(tokio::spawn(fan_out(rx, outputs, tap)));
         }
         drop(exporter_inputs);
 
-        let mut receivers = Vec::new();
         for (id, c) in &config.receivers {
             let Some(senders) = receiver_outputs.remove(id) else {
                 continue;
@@ -146,14 +169,9 @@ impl Service {
             };
             let handle = centimane_receivers::start(c.clone(), ctx)
                 .map_err(|e| anyhow::anyhow!("receiver {id}: {e}"))?;
-            receivers.push(handle);
+            self.receivers.push(handle);
         }
-        Ok(Service {
-            receivers,
-            tasks,
-            exporters,
-            abandon,
-        })
+        Ok(())
     }
 
     /// A service running nothing (the moment between two configs).
@@ -202,8 +220,15 @@ impl Service {
 
 /// Hands each batch to every exporter of the pipeline; each gets its own holders of the
 /// batch's acknowledgement tokens.
-async fn fan_out(mut input: mpsc::Receiver<Batch>, outputs: Vec<mpsc::Sender<SharedBatch>>) {
+async fn fan_out(
+    mut input: mpsc::Receiver<Batch>,
+    outputs: Vec<mpsc::Sender<SharedBatch>>,
+    tap: Option<(Arc<Taps>, String)>,
+) {
     while let Some(batch) = input.recv().await {
+        if let Some((taps, point)) = &tap {
+            taps.record(point, &batch.entries);
+        }
         if batch.is_empty() {
             // Everything was filtered out: nothing to deliver.
             batch.acks.delivered();

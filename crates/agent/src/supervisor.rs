@@ -7,27 +7,30 @@
 
 use crate::config::AgentConfig;
 use crate::service::Service;
+use crate::taps::Taps;
+use std::sync::Arc;
 use std::time::Duration;
 
 pub struct Supervisor {
     service: Service,
     running: AgentConfig,
     drain_timeout: Duration,
+    taps: Option<Arc<Taps>>,
 }
 
 impl Supervisor {
-    pub fn start(config: AgentConfig, drain_timeout: Duration) -> anyhow::Result<Supervisor> {
-        let service = Service::start(&config, drain_timeout)?;
+    pub async fn start(
+        config: AgentConfig,
+        drain_timeout: Duration,
+        taps: Option<Arc<Taps>>,
+    ) -> anyhow::Result<Supervisor> {
+        let service = Service::start(&config, drain_timeout, taps.clone()).await?;
         Ok(Supervisor {
             service,
             running: config,
             drain_timeout,
+            taps,
         })
-    }
-
-    /// The config that is running now.
-    pub fn running(&self) -> &AgentConfig {
-        &self.running
     }
 
     /// Replaces the running pipelines with `config`'s. On failure the previous config is
@@ -36,7 +39,7 @@ impl Supervisor {
         let placeholder = Service::idle();
         let old = std::mem::replace(&mut self.service, placeholder);
         old.shutdown(self.drain_timeout).await;
-        match Service::start(&config, self.drain_timeout) {
+        match Service::start(&config, self.drain_timeout, self.taps.clone()).await {
             Ok(service) => {
                 self.service = service;
                 self.running = config;
@@ -44,7 +47,7 @@ impl Supervisor {
             }
             Err(e) => {
                 let reason = format!("{e:#}");
-                match Service::start(&self.running, self.drain_timeout) {
+                match Service::start(&self.running, self.drain_timeout, self.taps.clone()).await {
                     Ok(service) => self.service = service,
                     Err(again) => {
                         // The last good config started before; failing now means the host

@@ -412,3 +412,28 @@ pub fn seqs(records: &[Received]) -> Vec<usize> {
     s.sort_unstable();
     s
 }
+
+/// Asserts that `seqs` (sorted) is exactly `0..total`, reporting missing and repeated
+/// numbers compactly instead of printing both lists.
+pub fn assert_each_once(seqs: &[usize], total: usize, what: &str) {
+    let mut counts = vec![0usize; total];
+    let mut foreign = Vec::new();
+    for &s in seqs {
+        match counts.get_mut(s) {
+            Some(c) => *c += 1,
+            None => foreign.push(s),
+        }
+    }
+    let missing: Vec<usize> = (0..total).filter(|&i| counts[i] == 0).collect();
+    let repeated: Vec<usize> = (0..total).filter(|&i| counts[i] > 1).collect();
+    assert!(
+        missing.is_empty() && repeated.is_empty() && foreign.is_empty(),
+        "{what}: {} missing (first {:?}), {} repeated (first {:?}), {} never written (first {:?})",
+        missing.len(),
+        &missing[..missing.len().min(5)],
+        repeated.len(),
+        &repeated[..repeated.len().min(5)],
+        foreign.len(),
+        &foreign[..foreign.len().min(5)],
+    );
+}

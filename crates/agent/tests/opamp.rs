@@ -1,0 +1,290 @@
+//! OpAMP, black-box: the real binary against the repository's OpAMP test server, over
+//! WebSocket and HTTP. The description and effective config arrive; a pushed config
+//! changes what the agent does mid-stream with no line lost or repeated; a broken config
+//! and a config that fails at start are refused and the old pipelines keep running; the
+//! snapshot custom message returns real records; a restart comes back on the last good
+//! remote config.
+
+mod common;
+
+use bytes::Bytes;
+use centimane_opamp_ext::SNAPSHOT_CAPABILITY;
+use centimane_opamp_ext::proto::{CustomMessage, RemoteConfigStatuses};
+use centimane_opamp_ext::test_server::{TestServer, yaml_config};
+use common::*;
+use std::path::Path;
+use std::time::Duration;
+use uuid::Uuid;
+
+const WAIT: Duration = Duration::from_secs(30);
+
+fn local_config(dir: &Path, server_url: &str, transport: &str, sink: &Sink) -> String {
+    let storage = dir.join("storage");
+    std::fs::create_dir_all(&storage).unwrap();
+    format!(
+        r#"
+extensions:
+  file_storage:
+    directory: {storage}
+  opamp:
+    server:
+      {transport}:
+        endpoint: {server_url}
+{polling}
+    capabilities:
+      accepts_remote_config: true
+      snapshot: true
+service:
+  extensions: [file_storage, opamp]
+  pipelines:
+    logs:
+      receivers: [filelog]
+      exporters: [otlp]
+{pipelines}"#,
+        storage = storage.display(),
+        polling = if transport == "http" {
+            "        polling_interval: 100ms"
+        } else {
+            ""
+        },
+        pipelines = pipelines(dir, sink, "local", None),
+    )
+}
+
+/// Receivers, processors and exporters (a remote config carries these plus its
+/// `service.pipelines`). `extra_receiver` adds an OTLP receiver on that port.
+fn pipelines(dir: &Path, sink: &Sink, version: &str, extra_receiver: Option<u16>) -> String {
+    let otlp = extra_receiver
+        .map(|port| {
+            format!("  otlp:\n    protocols:\n      grpc:\n        endpoint: 127.0.0.1:{port}\n")
+        })
+        .unwrap_or_default();
+    format!(
+        r#"receivers:
+  filelog:
+    include: ["{logs}/*.log"]
+    start_at: beginning
+    poll_interval: 20ms
+    storage: file_storage
+    operators:
+      - type: json_parser
+        parse_ints: true
+      - type: add
+        field: attributes.version
+        value: {version}
+{otlp}processors:
+  batch:
+    timeout: 10ms
+exporters:
+  otlp:
+    endpoint: http://{addr}
+"#,
+        logs = dir.join("logs").display(),
+        addr = sink.addr,
+    )
+}
+
+fn remote(dir: &Path, sink: &Sink, version: &str, extra_receiver: Option<u16>) -> String {
+    let receivers = if extra_receiver.is_some() {
+        "[filelog, otlp]"
+    } else {
+        "[filelog]"
+    };
+    format!(
+        "{}service:\n  pipelines:\n    logs:\n      receivers: {receivers}\n      processors: [batch]\n      exporters: [otlp]\n",
+        pipelines(dir, sink, version, extra_receiver)
+    )
+}
+
+fn status_of(
+    server: &TestServer,
+    rt: &tokio::runtime::Runtime,
+    uid: Uuid,
+    hash: &Bytes,
+    want: RemoteConfigStatuses,
+) -> String {
+    rt.block_on(
+        server.wait_for(WAIT, &format!("remote config status {want:?}"), |s| {
+            let st = s.agents.get(&uid)?.remote_config_status.as_ref()?;
+            (st.last_remote_config_hash == *hash && st.status == want as i32)
+                .then(|| st.error_message.clone())
+        }),
+    )
+    .unwrap()
+}
+
+fn scenario(transport: &str) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let server = rt
+        .block_on(TestServer::start("127.0.0.1:0".parse().unwrap()))
+        .unwrap();
+    let url = if transport == "ws" {
+        server.ws_url()
+    } else {
+        server.http_url()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let logs = dir.path().join("logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    let agent_dir = dir.path().join("agent");
+    std::fs::create_dir_all(&agent_dir).unwrap();
+    let sink = Sink::start();
+    let agent = Agent::start(
+        &agent_dir,
+        &local_config(dir.path(), &url, transport, &sink),
+    );
+
+    // The agent introduces itself and reports what it runs.
+    let uid = rt
+        .block_on(server.wait_for(
+            WAIT,
+            "an agent with a description and effective config",
+            |s| {
+                s.agents
+                    .values()
+                    .find(|a| a.description.is_some() && a.effective_config.is_some())
+                    .map(|a| a.instance_uid)
+            },
+        ))
+        .unwrap();
+    let record = server.agent(uid).unwrap();
+    let description = format!("{:?}", record.description.unwrap());
+    assert!(
+        description.contains("centimane") && description.contains("host.name"),
+        "{description}"
+    );
+    let effective = format!("{:?}", record.effective_config.unwrap());
+    assert!(effective.contains("filelog"), "{effective}");
+
+    // Lines flow while configs are swapped.
+    let total = 3000;
+    let writer = {
+        let file = logs.join("app.log");
+        std::thread::spawn(move || {
+            for chunk in 0..(total / 50) {
+                append_json_lines(&file, chunk * 50, 50);
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        })
+    };
+    sink.wait_for(300, WAIT);
+
+    // A new config: applied, and the records show it.
+    let good = yaml_config(&remote(dir.path(), &sink, "b", None));
+    server.push_config(uid, good.clone()).unwrap();
+    status_of(
+        &server,
+        &rt,
+        uid,
+        &good.config_hash,
+        RemoteConfigStatuses::Applied,
+    );
+
+    // A broken config is refused; the running one stays.
+    let broken =
+        yaml_config("receivers:\n  filelog:\n    include: []\nservice:\n  pipelines: {}\n");
+    server.push_config(uid, broken.clone()).unwrap();
+    let why = status_of(
+        &server,
+        &rt,
+        uid,
+        &broken.config_hash,
+        RemoteConfigStatuses::Failed,
+    );
+    assert!(why.contains("include"), "{why}");
+
+    // A config that fails at start (its port is taken) is rolled back.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let unstartable = yaml_config(&remote(dir.path(), &sink, "c", Some(port)));
+    server.push_config(uid, unstartable.clone()).unwrap();
+    let why = status_of(
+        &server,
+        &rt,
+        uid,
+        &unstartable.config_hash,
+        RemoteConfigStatuses::Failed,
+    );
+    assert!(!why.is_empty());
+
+    writer.join().unwrap();
+    sink.wait_for(total, WAIT);
+
+    // The snapshot custom message returns the last records of the pipeline.
+    server
+        .send_custom_message(
+            uid,
+            CustomMessage {
+                capability: SNAPSHOT_CAPABILITY.into(),
+                r#type: "request".into(),
+                data: Bytes::from(r#"{"id": 1, "point": "pipeline:logs", "n": 5}"#),
+            },
+        )
+        .unwrap();
+    let answer = rt
+        .block_on(server.wait_for(WAIT, "a snapshot answer", |s| {
+            s.agents
+                .get(&uid)?
+                .custom_messages
+                .iter()
+                .find(|m| m.r#type == "response")
+                .cloned()
+        }))
+        .unwrap();
+    let answer: serde_json::Value = serde_json::from_slice(&answer.data).unwrap();
+    let records = &answer["records"]["resourceLogs"][0]["scopeLogs"][0]["logRecords"];
+    assert_eq!(records.as_array().map(Vec::len), Some(5), "{answer}");
+    assert!(
+        answer.to_string().contains("line 2999"),
+        "the newest records: {answer}"
+    );
+
+    std::thread::sleep(Duration::from_millis(300));
+    let log = agent.log();
+    assert_eq!(agent.stop(), 0, "{log}");
+    let all = sink.received();
+    assert_each_once(&seqs(&all), total, "lines across the swaps");
+    let versions: Vec<String> = all.iter().map(|r| r.attr("version").unwrap()).collect();
+    let first_b = versions
+        .iter()
+        .position(|v| v == "b")
+        .expect("the pushed config ran");
+    assert!(
+        versions[first_b..].iter().all(|v| v == "b"),
+        "after the swap only the new pipelines ran"
+    );
+    assert!(
+        !versions.iter().any(|v| v == "c"),
+        "the unstartable config never ran"
+    );
+    drop(taken);
+
+    // A restart comes back on the last good remote config.
+    append_json_lines(&logs.join("app.log"), total, 10);
+    let agent = Agent::start(
+        &agent_dir,
+        &local_config(dir.path(), &url, transport, &sink),
+    );
+    let got = sink.wait_for(total + 10, WAIT);
+    assert!(
+        got[total..]
+            .iter()
+            .all(|r| r.attr("version").as_deref() == Some("b"))
+    );
+    assert_eq!(agent.stop(), 0);
+    rt.block_on(server.stop());
+}
+
+#[test]
+fn opamp_over_websocket() {
+    scenario("ws");
+}
+
+#[test]
+fn opamp_over_http() {
+    scenario("http");
+}
