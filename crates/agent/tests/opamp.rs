@@ -288,3 +288,75 @@ fn opamp_over_websocket() {
 fn opamp_over_http() {
     scenario("http");
 }
+
+/// Many swaps under load: lines flow while the server pushes 20 configs in a row; every
+/// line arrives exactly once. `CENTIMANE_SWAP_LINES` raises the line count (the issue's
+/// figure is 1,000,000; CI runs 200,000).
+#[test]
+fn twenty_swaps_under_load_lose_and_repeat_nothing() {
+    let lines: usize = std::env::var("CENTIMANE_SWAP_LINES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200_000);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let server = rt
+        .block_on(TestServer::start("127.0.0.1:0".parse().unwrap()))
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let logs = dir.path().join("logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    let agent_dir = dir.path().join("agent");
+    std::fs::create_dir_all(&agent_dir).unwrap();
+    let sink = Sink::start_compact();
+    let agent = Agent::start(
+        &agent_dir,
+        &local_config(dir.path(), &server.ws_url(), "ws", &sink),
+    );
+    let uid = rt
+        .block_on(server.wait_for(WAIT, "the agent", |s| s.agents.keys().next().copied()))
+        .unwrap();
+    let writer = {
+        let file = logs.join("app.log");
+        std::thread::spawn(move || {
+            let chunk = 1000;
+            for start in (0..lines).step_by(chunk) {
+                append_json_lines(&file, start, chunk.min(lines - start));
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        })
+    };
+    for swap in 0..20 {
+        let config = yaml_config(&remote(dir.path(), &sink, &format!("v{swap}"), None));
+        server.push_config(uid, config.clone()).unwrap();
+        status_of(
+            &server,
+            &rt,
+            uid,
+            &config.config_hash,
+            RemoteConfigStatuses::Applied,
+        );
+    }
+    writer.join().unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    while sink.count() < lines && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let log = agent.log();
+    assert_eq!(agent.stop(), 0, "{log}");
+    let mut seqs: Vec<usize> = sink
+        .bodies()
+        .iter()
+        .map(|b| {
+            let v: serde_json::Value = serde_json::from_str(b).unwrap_or_default();
+            v["seq"].as_u64().map_or(usize::MAX, |n| n as usize)
+        })
+        .collect();
+    seqs.sort_unstable();
+    assert_each_once(&seqs, lines, "lines across 20 swaps");
+    rt.block_on(server.stop());
+}
