@@ -60,8 +60,9 @@ pub struct AgentConfig {
     /// under the first enabled `file_storage` directory).
     pub opamp: Option<(centimane_opamp_ext::OpampConfig, PathBuf)>,
     pub pipelines: IndexMap<String, Pipeline>,
-    /// `service.telemetry.logs.level`, if set.
-    pub log_level: Option<String>,
+    pub telemetry: Telemetry,
+    /// The enabled `health_check` extension.
+    pub health_check: Option<HealthCheckConfig>,
 }
 
 #[derive(Debug, Clone)]
@@ -86,11 +87,12 @@ fn default_storage_directory() -> PathBuf {
     PathBuf::from("/var/lib/otelcol/file_storage")
 }
 
-pub const EXTENSION_TYPES: &[&str] = &["file_storage", "opamp"];
+pub const EXTENSION_TYPES: &[&str] = &["file_storage", "health_check", "opamp"];
 
 #[derive(Debug, Clone)]
 enum ExtensionConfig {
     FileStorage(FileStorageConfig),
+    HealthCheck(HealthCheckConfig),
     Opamp(Box<centimane_opamp_ext::OpampConfig>),
 }
 
@@ -118,20 +120,81 @@ struct RawService {
     #[serde(default)]
     pipelines: IndexMap<String, Spanned<RawPipeline>>,
     #[serde(default)]
-    telemetry: Option<RawTelemetry>,
+    telemetry: Telemetry,
 }
 
-#[derive(Deserialize)]
+/// `service.telemetry`: the agent's own logs and metrics.
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawTelemetry {
+pub struct Telemetry {
     #[serde(default)]
-    logs: Option<RawTelemetryLogs>,
+    pub logs: TelemetryLogs,
+    #[serde(default)]
+    pub metrics: TelemetryMetrics,
 }
 
-#[derive(Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawTelemetryLogs {
-    level: Option<String>,
+pub struct TelemetryLogs {
+    /// `debug`, `info` (default), `warn` or `error`; `RUST_LOG` overrides it.
+    pub level: Option<String>,
+    #[serde(default)]
+    pub encoding: LogEncoding,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogEncoding {
+    #[default]
+    Console,
+    Json,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TelemetryMetrics {
+    /// `none` turns the endpoint off; other levels serve every metric.
+    #[serde(default = "default_metrics_level")]
+    pub level: String,
+    /// Where `/metrics` is served (Prometheus text format).
+    #[serde(default = "default_metrics_address")]
+    pub address: String,
+}
+
+impl Default for TelemetryMetrics {
+    fn default() -> Self {
+        TelemetryMetrics {
+            level: default_metrics_level(),
+            address: default_metrics_address(),
+        }
+    }
+}
+
+fn default_metrics_level() -> String {
+    "normal".into()
+}
+
+fn default_metrics_address() -> String {
+    "127.0.0.1:8888".into()
+}
+
+/// The `health_check` extension: an HTTP endpoint answering 200 while every pipeline runs
+/// and no exporter is failing, 503 otherwise.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealthCheckConfig {
+    #[serde(default = "default_health_endpoint")]
+    pub endpoint: String,
+    #[serde(default = "default_health_path")]
+    pub path: String,
+}
+
+fn default_health_endpoint() -> String {
+    "127.0.0.1:13133".into()
+}
+
+fn default_health_path() -> String {
+    "/".into()
 }
 
 #[derive(Deserialize)]
@@ -181,6 +244,8 @@ pub fn parse(
         |kind, v| match kind {
             "file_storage" => centimane_core::config::from_json::<FileStorageConfig>(v)
                 .map(ExtensionConfig::FileStorage),
+            "health_check" => centimane_core::config::from_json::<HealthCheckConfig>(v)
+                .map(ExtensionConfig::HealthCheck),
             "opamp" => {
                 centimane_opamp_ext::parse_config(v).map(|c| ExtensionConfig::Opamp(Box::new(c)))
             }
@@ -191,10 +256,12 @@ pub fn parse(
         .iter()
         .filter_map(|(id, e)| match e {
             ExtensionConfig::FileStorage(s) => Some((id.clone(), s.clone())),
-            ExtensionConfig::Opamp(_) => None,
+            _ => None,
         })
         .collect();
     let mut opamp = None;
+    let mut health_check = None;
+    let mut telemetry = Telemetry::default();
     let receivers = ctx.section(
         "receivers",
         raw.receivers,
@@ -226,7 +293,6 @@ pub fn parse(
     );
 
     let mut pipelines = IndexMap::new();
-    let mut log_level = None;
     match raw.service {
         None => ctx.errors.push(ConfigError {
             line: None,
@@ -237,7 +303,29 @@ pub fn parse(
         Some(service) => {
             let line = Some(service.defined.line());
             let service = service.value;
-            log_level = service.telemetry.and_then(|t| t.logs).and_then(|l| l.level);
+            telemetry = service.telemetry;
+            if let Some(level) = &telemetry.logs.level {
+                let known = ["trace", "debug", "info", "warn", "error"];
+                if !known.contains(&level.to_ascii_lowercase().as_str()) {
+                    ctx.errors.push(ConfigError {
+                        line,
+                        place: "service.telemetry.logs".into(),
+                        message: format!("`level` {level:?} is not one of {}", known.join(", ")),
+                    });
+                }
+            }
+            let levels = ["none", "basic", "normal", "detailed"];
+            if !levels.contains(&telemetry.metrics.level.as_str()) {
+                ctx.errors.push(ConfigError {
+                    line,
+                    place: "service.telemetry.metrics".into(),
+                    message: format!(
+                        "`level` {:?} is not one of {}",
+                        telemetry.metrics.level,
+                        levels.join(", ")
+                    ),
+                });
+            }
             let mut enabled_storages = Vec::new();
             let mut enabled_opamp = None;
             for name in &service.extensions {
@@ -247,6 +335,7 @@ pub fn parse(
                 }) {
                     Some((id, ExtensionConfig::FileStorage(_))) => enabled_storages.push(id),
                     Some((_, ExtensionConfig::Opamp(c))) => enabled_opamp = Some(c.clone()),
+                    Some((_, ExtensionConfig::HealthCheck(c))) => health_check = Some(c.clone()),
                     None if ctx.invalid.contains(&format!("extensions.{name}")) => {}
                     None => ctx.errors.push(ConfigError {
                         line,
@@ -347,7 +436,8 @@ pub fn parse(
         storages,
         opamp,
         pipelines,
-        log_level,
+        telemetry,
+        health_check,
     })
 }
 

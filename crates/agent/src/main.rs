@@ -8,6 +8,7 @@ mod remote;
 mod service;
 mod supervisor;
 mod taps;
+mod telemetry;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
@@ -148,21 +149,26 @@ fn components() {
     );
 }
 
-fn init_logging(level: Option<&str>) {
+fn init_logging(logs: &config::TelemetryLogs) {
+    use std::io::IsTerminal;
     use tracing_subscriber::EnvFilter;
     let filter = match std::env::var("RUST_LOG") {
         Ok(f) if !f.is_empty() => EnvFilter::new(f),
-        _ => EnvFilter::new(level.unwrap_or("info").to_ascii_lowercase()),
+        _ => EnvFilter::new(logs.level.as_deref().unwrap_or("info").to_ascii_lowercase()),
     };
-    tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+        .with_writer(std::io::stderr);
+    match logs.encoding {
+        config::LogEncoding::Json => builder.json().init(),
+        // Colours only on a terminal: log files and journald get plain text.
+        config::LogEncoding::Console => builder.with_ansi(std::io::stderr().is_terminal()).init(),
+    }
 }
 
 fn run(path: Option<PathBuf>, drain_timeout: Duration) -> Result<ExitCode> {
     let local = load(path.as_deref())?;
-    init_logging(local.config.log_level.as_deref());
+    init_logging(&local.config.telemetry.logs);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -206,6 +212,19 @@ fn run(path: Option<PathBuf>, drain_timeout: Duration) -> Result<ExitCode> {
             }
             None => None,
         };
+        let metrics = &local.config.telemetry.metrics;
+        if metrics.level != "none" {
+            // The endpoint is on by default, like the Collector's: a taken port must not
+            // keep the agent from collecting logs, so it is reported and skipped.
+            if let Err(e) = telemetry::serve_metrics(&metrics.address, supervisor.clone(), control.clone()).await {
+                tracing::error!(address = %metrics.address, error = %e, "can't serve metrics; continuing without them");
+            }
+        }
+        if let Some(h) = &local.config.health_check {
+            telemetry::serve_health(h, supervisor.clone())
+                .await
+                .with_context(|| format!("extension health_check: can't listen on {}", h.endpoint))?;
+        }
         tracing::info!(config = %local.label, pipelines = pipelines.len(), "centimane started");
         loop {
             tokio::select! {

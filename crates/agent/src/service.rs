@@ -14,10 +14,13 @@ use crate::taps::Taps;
 use anyhow::{Context, Result};
 use centimane_core::config::ComponentId;
 use centimane_core::{Batch, SharedBatch};
+use centimane_exporters::ExporterStats;
+use centimane_receivers::filelog::FilelogStats;
 use centimane_receivers::{Outputs, ReceiverContext, ReceiverHandle};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -36,6 +39,16 @@ pub struct Service {
     tasks: Vec<JoinHandle<()>>,
     exporters: Vec<JoinHandle<()>>,
     abandon: CancellationToken,
+    /// What self-metrics and health checks read.
+    exporter_stats: Vec<(ComponentId, Arc<ExporterStats>)>,
+    receiver_stats: Vec<ReceiverStats>,
+}
+
+/// A receiver's figures for self-metrics.
+pub struct ReceiverStats {
+    pub id: ComponentId,
+    pub accepted: Arc<AtomicU64>,
+    pub filelog: Option<Arc<FilelogStats>>,
 }
 
 impl Service {
@@ -100,6 +113,7 @@ impl Service {
             )
             .map_err(|e| anyhow::anyhow!("exporter {id}: {e}"))?;
             self.exporters.push(exporter.task);
+            self.exporter_stats.push((id.clone(), exporter.stats));
             exporter_inputs.insert(id, tx);
         }
 
@@ -158,17 +172,24 @@ impl Service {
                 }
                 None => None,
             };
+            let outputs = Outputs::new(senders);
+            let accepted = outputs.accepted();
             let ctx = ReceiverContext {
                 id: id.clone(),
                 chain,
                 header_chain,
                 storage_dir,
-                outputs: Outputs::new(senders),
+                outputs,
                 runtime: runtime.clone(),
                 drain_timeout: drain_timeout + Duration::from_secs(1),
             };
             let handle = centimane_receivers::start(c.clone(), ctx)
                 .map_err(|e| anyhow::anyhow!("receiver {id}: {e}"))?;
+            self.receiver_stats.push(ReceiverStats {
+                id: id.clone(),
+                accepted,
+                filelog: handle.filelog_stats(),
+            });
             self.receivers.push(handle);
         }
         Ok(())
@@ -181,6 +202,37 @@ impl Service {
             tasks: Vec::new(),
             exporters: Vec::new(),
             abandon: CancellationToken::new(),
+            exporter_stats: Vec::new(),
+            receiver_stats: Vec::new(),
+        }
+    }
+
+    pub fn exporter_stats(&self) -> &[(ComponentId, Arc<ExporterStats>)] {
+        &self.exporter_stats
+    }
+
+    pub fn receiver_stats(&self) -> &[ReceiverStats] {
+        &self.receiver_stats
+    }
+
+    /// Healthy: something runs and no exporter is failing to reach its backend.
+    pub fn health(&self) -> Result<(), String> {
+        if self.receivers.is_empty() {
+            return Err("no pipeline is running".into());
+        }
+        let failing: Vec<String> = self
+            .exporter_stats
+            .iter()
+            .filter(|(_, s)| s.failing())
+            .map(|(id, _)| id.to_string())
+            .collect();
+        if failing.is_empty() {
+            Ok(())
+        } else {
+            Err(format!(
+                "exporters failing to reach their backend: {}",
+                failing.join(", ")
+            ))
         }
     }
 

@@ -63,6 +63,11 @@ impl Supervisor {
         }
     }
 
+    /// The running service, for self-metrics and health.
+    pub fn service(&self) -> &Service {
+        &self.service
+    }
+
     pub async fn shutdown(self) {
         self.service.shutdown(self.drain_timeout).await;
     }

@@ -136,7 +136,16 @@ impl<T: Transport> Shared<T> {
                 &self.retry,
                 &self.abandon,
                 Some(&self.stop),
-                || self.transport.send(payload.clone(), records),
+                || {
+                    let attempt = self.transport.send(payload.clone(), records);
+                    let stats = &self.stats;
+                    async move {
+                        let result = attempt.await;
+                        // Health: failing while attempts fail for a reason worth retrying.
+                        stats.set_failing(matches!(result, retry::Attempt::Retry { .. }));
+                        result
+                    }
+                },
             )
             .await;
             retry::report(&self.id, &self.stats, records, &outcome, self.queue.later());

@@ -1,7 +1,7 @@
 //! What an exporter did, as counters another part of the agent (health, self-metrics) can
 //! read while it runs. Every exporter gets one [`ExporterStats`]; [`crate::spawn`] returns it.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 /// Counters of one exporter. Records are log records; requests are exported batches.
 ///
@@ -19,6 +19,7 @@ pub struct ExporterStats {
     failed_records: AtomicU64,
     queued: AtomicU64,
     queue_capacity: AtomicU64,
+    failing: AtomicBool,
 }
 
 /// A copy of the counters at one moment.
@@ -74,6 +75,16 @@ impl ExporterStats {
     pub(crate) fn rejected(&self, records: u64) -> u64 {
         self.rejected_requests.fetch_add(1, Ordering::Relaxed);
         self.rejected_records.fetch_add(records, Ordering::Relaxed) + records
+    }
+
+    /// The last attempt to reach the backend failed and is being retried (the backend is
+    /// down or refusing for now): what health checks report.
+    pub fn failing(&self) -> bool {
+        self.failing.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn set_failing(&self, failing: bool) {
+        self.failing.store(failing, Ordering::Relaxed);
     }
 
     pub(crate) fn failed(&self, records: u64) {

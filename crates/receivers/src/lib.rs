@@ -8,6 +8,8 @@ pub mod otlp;
 use centimane_core::config::ComponentId;
 use centimane_core::{Batch, OperatorChain};
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 use tokio::sync::mpsc;
 
@@ -92,6 +94,14 @@ impl ReceiverHandle {
         }
     }
 
+    /// File-tailing figures, for receivers that tail files.
+    pub fn filelog_stats(&self) -> Option<Arc<filelog::FilelogStats>> {
+        match self {
+            ReceiverHandle::Filelog(h) => Some(h.stats()),
+            ReceiverHandle::Otlp(_) => None,
+        }
+    }
+
     /// Waits until the receiver has finished (blocking).
     pub fn join(self) {
         match self {
@@ -133,15 +143,27 @@ pub fn start(config: ReceiverConfig, ctx: ReceiverContext) -> Result<ReceiverHan
 #[derive(Clone)]
 pub struct Outputs {
     senders: Vec<mpsc::Sender<Batch>>,
+    /// Records handed to the pipelines (`otelcol_receiver_accepted_log_records`).
+    accepted: Arc<AtomicU64>,
 }
 
 impl Outputs {
     pub fn new(senders: Vec<mpsc::Sender<Batch>>) -> Self {
-        Outputs { senders }
+        Outputs {
+            senders,
+            accepted: Arc::default(),
+        }
+    }
+
+    /// The count of records this receiver handed to its pipelines, for self-metrics.
+    pub fn accepted(&self) -> Arc<AtomicU64> {
+        self.accepted.clone()
     }
 
     /// Copies of `batch`, one per pipeline, paired with their channels.
     fn fan_out(&self, batch: Batch) -> Vec<(&mpsc::Sender<Batch>, Batch)> {
+        self.accepted
+            .fetch_add(batch.len() as u64, std::sync::atomic::Ordering::Relaxed);
         let mut out = Vec::with_capacity(self.senders.len());
         let (last, rest) = match self.senders.split_last() {
             Some(split) => split,

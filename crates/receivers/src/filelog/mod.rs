@@ -26,7 +26,7 @@ use centimane_core::{AckListener, AckStatus, Batch, OperatorChain};
 use crossbeam_channel::{Receiver, Sender, select};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 use tracker::Tracker;
@@ -72,8 +72,20 @@ pub struct FilelogSetup {
     pub drain_timeout: Duration,
 }
 
+/// What a filelog receiver reports about its files, updated after every poll.
+#[derive(Debug, Default)]
+pub struct FilelogStats {
+    /// Files held open.
+    pub files_open: AtomicU64,
+    /// Bytes written to the open files that are not read yet (how far behind it is).
+    pub bytes_behind: AtomicU64,
+    /// When the checkpoint was last saved, Unix nanoseconds (0: never).
+    pub checkpoint_saved_unix_nanos: AtomicU64,
+}
+
 /// A running filelog receiver.
 pub struct FilelogHandle {
+    stats: Arc<FilelogStats>,
     stop: Arc<AtomicBool>,
     wake: Sender<()>,
     thread: Option<JoinHandle<()>>,
@@ -85,6 +97,10 @@ impl FilelogHandle {
     pub fn stop(&self) {
         self.stop.store(true, Ordering::Release);
         let _ = self.wake.try_send(());
+    }
+
+    pub fn stats(&self) -> Arc<FilelogStats> {
+        self.stats.clone()
     }
 
     /// Waits for the receiver's thread to end.
@@ -113,7 +129,13 @@ pub fn start(mut setup: FilelogSetup) -> Result<FilelogHandle, String> {
     let (ack_tx, ack_rx) = crossbeam_channel::unbounded();
     let (wake_tx, wake_rx) = crossbeam_channel::bounded(1);
     let stop = Arc::new(AtomicBool::new(false));
-    let tracker = Tracker::new(&mut setup, Arc::new(AckSender(ack_tx)), stop.clone())?;
+    let stats = Arc::new(FilelogStats::default());
+    let tracker = Tracker::new(
+        &mut setup,
+        Arc::new(AckSender(ack_tx)),
+        stop.clone(),
+        stats.clone(),
+    )?;
     let id = setup.id.to_string();
     let watcher = watch(&tracker, wake_tx.clone(), &id);
     let thread = std::thread::Builder::new()
@@ -125,6 +147,7 @@ pub fn start(mut setup: FilelogSetup) -> Result<FilelogHandle, String> {
         })
         .map_err(|e| format!("can't start the thread of receiver {id}: {e}"))?;
     Ok(FilelogHandle {
+        stats,
         stop,
         wake: wake_tx,
         thread: Some(thread),

@@ -8,7 +8,7 @@ use super::fileinfo::{self, SharedLock};
 use super::order::Selector;
 use super::reader::{Line, ReadEnd, ReadPosition, SplitOptions, read_lines};
 use super::split::{Decode, Split, Trim};
-use super::{BatchSender, FilelogSetup};
+use super::{BatchSender, FilelogSetup, FilelogStats};
 use centimane_core::{
     AckListener, AckSet, AckStatus, AckToken, Batch, Entry, Map, OperatorChain, Timestamp, Value,
 };
@@ -119,6 +119,7 @@ pub(super) struct Tracker {
     scratch: Vec<u8>,
     /// Paths we already warned about, so an unreadable file logs once, not every poll.
     warned: HashSet<PathBuf>,
+    stats: Arc<FilelogStats>,
 }
 
 impl Tracker {
@@ -126,6 +127,7 @@ impl Tracker {
         setup: &mut FilelogSetup,
         listener: Arc<dyn AckListener>,
         stop: Arc<AtomicBool>,
+        stats: Arc<FilelogStats>,
     ) -> Result<Self, String> {
         let c = &setup.config;
         let id = setup.id.to_string();
@@ -209,6 +211,7 @@ impl Tracker {
             polls: 0,
             scratch: Vec::new(),
             warned: HashSet::new(),
+            stats,
             id,
         };
         if let Some(store) = store {
@@ -392,6 +395,23 @@ impl Tracker {
         if self.files.len() != before {
             self.checkpoint_dirty = true;
         }
+        self.publish_stats();
+    }
+
+    /// Updates the figures self-metrics read: open files and unread bytes.
+    fn publish_stats(&self) {
+        let open = self
+            .files
+            .values()
+            .filter_map(|f| Some((f.handle.as_ref()?, f.position.offset)));
+        let (mut count, mut behind) = (0u64, 0u64);
+        for (handle, offset) in open {
+            count += 1;
+            let len = handle.metadata().map_or(offset, |m| m.len());
+            behind += len.saturating_sub(offset);
+        }
+        self.stats.files_open.store(count, Ordering::Relaxed);
+        self.stats.bytes_behind.store(behind, Ordering::Relaxed);
     }
 
     /// `delete_after_read`: a file is deleted once it was read to its end and everything
@@ -771,7 +791,13 @@ impl Tracker {
             })
             .collect();
         match store.save(files) {
-            Ok(()) => self.checkpoint_dirty = false,
+            Ok(()) => {
+                self.checkpoint_dirty = false;
+                let now = Timestamp::now().as_nanosecond().try_into().unwrap_or(0);
+                self.stats
+                    .checkpoint_saved_unix_nanos
+                    .store(now, Ordering::Relaxed);
+            }
             Err(e) => {
                 tracing::error!(receiver = %self.id, path = %store.path().display(), error = %e, "can't save checkpoint; will retry after the next poll")
             }
