@@ -27,13 +27,16 @@ const DEFAULT_CONFIG: &str = include_str!("../../../config/default.yaml");
 #[derive(Parser)]
 #[command(
     name = "centimane",
-    version,
+    disable_version_flag = true,
     about = "A log agent: tail files, parse with Stanza operators, export OTLP"
 )]
 struct Cli {
     /// Config file (same as `run --config`).
     #[arg(long, global = false)]
     config: Option<PathBuf>,
+    /// Print the version and the components of this build.
+    #[arg(long, short = 'V')]
+    version: bool,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -61,6 +64,10 @@ enum Command {
         /// Entries to read; standard input when absent.
         #[arg(long)]
         input: Option<PathBuf>,
+        /// Read raw log lines (each becomes an entry with that body, as filelog reads
+        /// them) instead of JSON entries.
+        #[arg(long)]
+        lines: bool,
     },
     /// List the component types this build has.
     Components,
@@ -72,6 +79,11 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if cli.version {
+        println!("centimane {}", env!("CARGO_PKG_VERSION"));
+        components();
+        return ExitCode::SUCCESS;
+    }
     let result = match cli.command {
         Some(Command::Run {
             config,
@@ -79,7 +91,11 @@ fn main() -> ExitCode {
         }) => run(config.or(cli.config), shutdown_timeout),
         None => run(cli.config, Duration::from_secs(10)),
         Some(Command::Validate { config }) => validate(&config),
-        Some(Command::Process { config, input }) => process::run(&config, input.as_deref()),
+        Some(Command::Process {
+            config,
+            input,
+            lines,
+        }) => process::run(&config, input.as_deref(), lines),
         Some(Command::Components) => {
             components();
             Ok(ExitCode::SUCCESS)

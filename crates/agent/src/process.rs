@@ -17,7 +17,7 @@ struct OperatorsFile {
     operators: serde_json::Value,
 }
 
-pub fn run(config: &Path, input: Option<&Path>) -> Result<ExitCode> {
+pub fn run(config: &Path, input: Option<&Path>, raw_lines: bool) -> Result<ExitCode> {
     let text = std::fs::read_to_string(config)
         .with_context(|| format!("can't read {}", config.display()))?;
     let file: OperatorsFile = serde_saphyr::from_str(&text).map_err(|e| {
@@ -45,11 +45,15 @@ pub fn run(config: &Path, input: Option<&Path>) -> Result<ExitCode> {
         if line.trim().is_empty() {
             continue;
         }
-        match entry_from_json(&line) {
-            Ok(e) => pending.push(e),
-            Err(e) => {
-                bad_lines += 1;
-                eprintln!("input line {}: {e}", n + 1);
+        if raw_lines {
+            pending.push(centimane_core::Entry::new(centimane_core::Value::Str(line)));
+        } else {
+            match entry_from_json(&line) {
+                Ok(e) => pending.push(e),
+                Err(e) => {
+                    bad_lines += 1;
+                    eprintln!("input line {}: {e}", n + 1);
+                }
             }
         }
         if pending.len() >= CHUNK {

@@ -163,3 +163,40 @@ fn process_runs_an_operator_chain_on_json_lines() {
     assert_eq!(out.status.code(), Some(1), "a bad input line fails the run");
     assert!(stderr.contains("input line 3"), "{stderr}");
 }
+
+#[test]
+fn version_prints_the_components() {
+    let out = Command::new(BIN).arg("--version").output().unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.starts_with("centimane "), "{text}");
+    assert!(text.contains("receivers: filelog"), "{text}");
+}
+
+#[test]
+fn process_reads_raw_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let ops = dir.path().join("ops.yaml");
+    std::fs::write(
+        &ops,
+        "operators:\n  - type: regex_parser\n    regex: '^(?P<level>[A-Z]+) (?P<msg>.*)$'\n",
+    )
+    .unwrap();
+    let input = dir.path().join("in.log");
+    std::fs::write(&input, "INFO started\n\nWARN disk full\n").unwrap();
+    let out = Command::new(BIN)
+        .args(["process", "--lines", "--config"])
+        .arg(&ops)
+        .arg("--input")
+        .arg(&input)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let lines: Vec<serde_json::Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2);
+    assert_eq!(lines[1]["body"], "WARN disk full");
+    assert_eq!(lines[1]["attributes"]["level"], "WARN");
+}
