@@ -169,7 +169,7 @@ fn version_prints_the_components() {
     let out = Command::new(BIN).arg("--version").output().unwrap();
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(text.starts_with("centimane "), "{text}");
-    assert!(text.contains("receivers: filelog"), "{text}");
+    assert!(text.contains("receivers:\n  filelog"), "{text}");
 }
 
 #[test]
