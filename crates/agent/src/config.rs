@@ -61,6 +61,9 @@ pub struct AgentConfig {
     pub opamp: Option<(centimane_opamp_ext::OpampConfig, PathBuf)>,
     pub pipelines: IndexMap<String, Pipeline>,
     pub telemetry: Telemetry,
+    /// A stable hash of the config text (FNV-1a, hex): what `centimane_config_info` and
+    /// the OpAMP `config_version_attribute` show.
+    pub config_hash: String,
     /// The enabled `health_check` extension.
     pub health_check: Option<HealthCheckConfig>,
 }
@@ -437,8 +440,18 @@ pub fn parse(
         opamp,
         pipelines,
         telemetry,
+        config_hash: fnv1a_hex(text),
         health_check,
     })
+}
+
+/// A stable 64-bit FNV-1a hash in hex: the same config text gives the same value across
+/// runs and builds.
+pub fn fnv1a_hex(text: &str) -> String {
+    let hash = text.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    format!("{hash:016x}")
 }
 
 struct Ctx<'a> {

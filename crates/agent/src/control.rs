@@ -26,15 +26,6 @@ pub struct Control {
     notifier: Mutex<Option<ChangeNotifier>>,
 }
 
-/// A stable 64-bit FNV-1a hash in hex: the same config text always gives the same value,
-/// across runs and builds.
-fn fnv1a_hex(text: &str) -> String {
-    let hash = text.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    });
-    format!("{hash:016x}")
-}
-
 fn now_nanos() -> u64 {
     centimane_core::Timestamp::now()
         .as_nanosecond()
@@ -82,7 +73,7 @@ impl Control {
     /// Records what runs now and tells the server.
     pub fn set_running(&self, text: &str, pipelines: &[String], last_error: &str) {
         *self.effective.lock().unwrap_or_else(|e| e.into_inner()) = remote::redact(text);
-        *self.config_hash.lock().unwrap_or_else(|e| e.into_inner()) = fnv1a_hex(text);
+        *self.config_hash.lock().unwrap_or_else(|e| e.into_inner()) = config::fnv1a_hex(text);
         let now = now_nanos();
         let components: BTreeMap<String, Health> = pipelines
             .iter()

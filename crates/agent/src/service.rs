@@ -13,7 +13,7 @@ use crate::config::AgentConfig;
 use crate::taps::Taps;
 use anyhow::{Context, Result};
 use centimane_core::config::ComponentId;
-use centimane_core::{Batch, SharedBatch};
+use centimane_core::{Batch, SharedBatch, Value};
 use centimane_exporters::ExporterStats;
 use centimane_receivers::filelog::FilelogStats;
 use centimane_receivers::{Outputs, ReceiverContext, ReceiverHandle};
@@ -139,7 +139,13 @@ impl Service {
                 .map(|id| exporter_inputs[id].clone())
                 .collect();
             let tap = taps.clone().map(|t| (t, format!("pipeline:{name}")));
-            self.tasks.push(tokio::spawn(fan_out(rx, outputs, tap)));
+            let stamp = config
+                .opamp
+                .as_ref()
+                .and_then(|(o, _)| o.config_version_attribute.clone())
+                .map(|key| (key, Value::Str(config.config_hash.clone())));
+            self.tasks
+                .push(tokio::spawn(fan_out(rx, outputs, tap, stamp)));
         }
         drop(exporter_inputs);
 
@@ -276,8 +282,14 @@ async fn fan_out(
     mut input: mpsc::Receiver<Batch>,
     outputs: Vec<mpsc::Sender<SharedBatch>>,
     tap: Option<(Arc<Taps>, String)>,
+    stamp: Option<(String, Value)>,
 ) {
-    while let Some(batch) = input.recv().await {
+    while let Some(mut batch) = input.recv().await {
+        if let Some((key, hash)) = &stamp {
+            for e in &mut batch.entries {
+                e.resource.insert(key.clone(), hash.clone());
+            }
+        }
         if let Some((taps, point)) = &tap {
             taps.record(point, &batch.entries);
         }

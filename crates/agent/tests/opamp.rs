@@ -31,6 +31,7 @@ extensions:
       {transport}:
         endpoint: {server_url}
 {polling}
+    config_version_attribute: centimane.config.hash
     capabilities:
       accepts_remote_config: true
       snapshot: true
@@ -257,6 +258,15 @@ fn scenario(transport: &str) {
         versions[first_b..].iter().all(|v| v == "b"),
         "after the swap only the new pipelines ran"
     );
+    let hashes: std::collections::BTreeSet<&String> = all
+        .iter()
+        .map(|r| {
+            r.resource
+                .get("centimane.config.hash")
+                .expect("every record is stamped")
+        })
+        .collect();
+    assert_eq!(hashes.len(), 2, "one hash per config that ran: {hashes:?}");
     assert!(
         !versions.iter().any(|v| v == "c"),
         "the unstartable config never ran"

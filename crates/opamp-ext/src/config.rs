@@ -29,6 +29,10 @@ pub struct OpampConfig {
     pub config_apply_timeout: Duration,
     /// `heartbeat_interval` (WebSocket): a message at least this often; zero disables.
     pub heartbeat_interval: Duration,
+    /// `config_version_attribute`: when set, every record gets this resource attribute
+    /// holding the hash of the config that produced it, so a backend can tell which config
+    /// a line went through.
+    pub config_version_attribute: Option<String>,
     /// Reconnect timing. Not a config key: the defaults follow the spec's advice and tests
     /// shorten them.
     pub reconnect: Backoff,
@@ -130,6 +134,7 @@ const KEYS: &[&str] = &[
     "remote_config",
     "config_apply_timeout",
     "heartbeat_interval",
+    "config_version_attribute",
 ];
 const SERVER_KEYS: &[&str] = &["ws", "http"];
 const WS_KEYS: &[&str] = &["endpoint", "headers", "tls"];
@@ -174,6 +179,10 @@ pub fn parse_config(config: Value) -> Result<OpampConfig, String> {
         return Err("`config_apply_timeout` must be more than zero".into());
     }
     let heartbeat_interval = duration(&mut f, "heartbeat_interval", Duration::from_secs(30))?;
+    let config_version_attribute = f.take::<String>("config_version_attribute")?;
+    if config_version_attribute.as_deref() == Some("") {
+        return Err("`config_version_attribute` must be a non-empty attribute name".into());
+    }
     Ok(OpampConfig {
         server,
         instance_uid,
@@ -182,6 +191,7 @@ pub fn parse_config(config: Value) -> Result<OpampConfig, String> {
         allow,
         config_apply_timeout,
         heartbeat_interval,
+        config_version_attribute,
         reconnect: Backoff::default(),
     })
 }
