@@ -192,6 +192,25 @@ pub struct HealthCheckConfig {
     pub path: String,
 }
 
+impl HealthCheckConfig {
+    fn validated(self) -> Result<Self, String> {
+        if !self.path.starts_with('/') {
+            return Err(format!("`path` {:?} must start with `/`", self.path));
+        }
+        let port_ok = self
+            .endpoint
+            .rsplit_once(':')
+            .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
+        if !port_ok {
+            return Err(format!(
+                "`endpoint` {:?} must be host:port, like 127.0.0.1:13133",
+                self.endpoint
+            ));
+        }
+        Ok(self)
+    }
+}
+
 fn default_health_endpoint() -> String {
     "127.0.0.1:13133".into()
 }
@@ -217,20 +236,21 @@ pub fn parse(
     text: &str,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<AgentConfig, ConfigErrors> {
-    let raw: RawConfig = serde_saphyr::from_str(text).map_err(|e| {
-        let line = e.location().map(|l| l.line());
-        let message = e.to_string();
-        // The parser's message starts with its own position; keep only the first line.
-        let message = message.lines().next().unwrap_or_default().to_owned();
-        let message = suggest(&message).map_or(message.clone(), |s| {
-            format!("{message}; did you mean `{s}`?")
-        });
-        ConfigErrors(vec![ConfigError {
-            line,
-            place: "config".into(),
-            message,
-        }])
-    })?;
+    let raw: RawConfig =
+        serde_saphyr::from_str_with_options(text, yaml_options()).map_err(|e| {
+            let line = e.location().map(|l| l.line());
+            let message = e.to_string();
+            // The parser's message starts with its own position; keep only the first line.
+            let message = message.lines().next().unwrap_or_default().to_owned();
+            let message = suggest(&message).map_or(message.clone(), |s| {
+                format!("{message}; did you mean `{s}`?")
+            });
+            ConfigErrors(vec![ConfigError {
+                line,
+                place: "config".into(),
+                message,
+            }])
+        })?;
     let mut errors = Vec::new();
     let lines: Vec<&str> = text.lines().collect();
     let mut ctx = Ctx {
@@ -248,6 +268,7 @@ pub fn parse(
             "file_storage" => centimane_core::config::from_json::<FileStorageConfig>(v)
                 .map(ExtensionConfig::FileStorage),
             "health_check" => centimane_core::config::from_json::<HealthCheckConfig>(v)
+                .and_then(HealthCheckConfig::validated)
                 .map(ExtensionConfig::HealthCheck),
             "opamp" => {
                 centimane_opamp_ext::parse_config(v).map(|c| ExtensionConfig::Opamp(Box::new(c)))
@@ -413,6 +434,17 @@ pub fn parse(
                     },
                 );
             }
+            for (id, e) in &exporters {
+                if let Some(storage) = e.storage() {
+                    if !enabled_storages.contains(storage) {
+                        ctx.errors.push(ConfigError {
+                            line: None,
+                            place: format!("exporters.{id}"),
+                            message: format!("`sending_queue.storage` names `{storage}`, which is not a `file_storage` extension listed in `service.extensions`"),
+                        });
+                    }
+                }
+            }
             for (id, r) in &receivers {
                 if let Some(storage) = r.storage() {
                     let ok = storage
@@ -443,6 +475,14 @@ pub fn parse(
         config_hash: fnv1a_hex(text),
         health_check,
     })
+}
+
+/// How config YAML is read: YAML 1.2 booleans only (`true`/`false`), so `yes`, `no`, `on`,
+/// `off`, `y`, `n` stay strings as the Collector (go-yaml v3) keeps them.
+pub fn yaml_options() -> serde_saphyr::Options {
+    let mut options = serde_saphyr::Options::default();
+    options.strict_booleans = true;
+    options
 }
 
 /// A stable 64-bit FNV-1a hash in hex: the same config text gives the same value across
@@ -615,7 +655,10 @@ pub fn substitute_env(
                 s.starts_with("${") && s.ends_with('}') && s.matches("${").count() == 1;
             let replaced = expand(&s, env)?;
             if whole_reference {
-                match serde_saphyr::from_str::<serde_json::Value>(&replaced) {
+                match serde_saphyr::from_str_with_options::<serde_json::Value>(
+                    &replaced,
+                    yaml_options(),
+                ) {
                     Ok(v @ (J::Number(_) | J::Bool(_))) => v,
                     _ => J::String(replaced),
                 }
@@ -799,6 +842,36 @@ service:
         let all = ConfigErrors(errors(&text)).to_string();
         assert!(
             all.contains("`traces` pipelines are not supported"),
+            "{all}"
+        );
+    }
+
+    #[test]
+    fn yes_and_no_stay_strings() {
+        let text = GOOD.replace(
+            "      - type: json_parser",
+            "      - type: add\n        id: n\n        field: attributes.flag\n        value: yes",
+        );
+        assert!(parse(&text, &env).is_ok(), "`id: n` is a string, not false");
+    }
+
+    #[test]
+    fn extension_settings_are_checked_at_load() {
+        let text = GOOD.replace("service:\n", "extensions:\n  health_check:\n    path: health\nservice:\n  extensions: [health_check]\n");
+        let all = ConfigErrors(errors(&text)).to_string();
+        assert!(
+            all.contains("`path` \"health\" must start with `/`"),
+            "{all}"
+        );
+        let text = GOOD
+            .replace(
+                "  debug:\n    verbosity: basic",
+                "  otlp:\n    endpoint: h:1\n    sending_queue:\n      storage: file_storage",
+            )
+            .replace("exporters: [debug]", "exporters: [otlp]");
+        let all = ConfigErrors(errors(&text)).to_string();
+        assert!(
+            all.contains("`sending_queue.storage` names `file_storage`"),
             "{all}"
         );
     }

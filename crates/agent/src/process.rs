@@ -20,13 +20,14 @@ struct OperatorsFile {
 pub fn run(config: &Path, input: Option<&Path>, raw_lines: bool) -> Result<ExitCode> {
     let text = std::fs::read_to_string(config)
         .with_context(|| format!("can't read {}", config.display()))?;
-    let file: OperatorsFile = serde_saphyr::from_str(&text).map_err(|e| {
-        anyhow::anyhow!(
-            "{}: {}",
-            config.display(),
-            e.to_string().lines().next().unwrap_or_default()
-        )
-    })?;
+    let file: OperatorsFile =
+        serde_saphyr::from_str_with_options(&text, crate::config::yaml_options()).map_err(|e| {
+            anyhow::anyhow!(
+                "{}: {}",
+                config.display(),
+                e.to_string().lines().next().unwrap_or_default()
+            )
+        })?;
     let mut chain = centimane_operators::build_chain(&file.operators)
         .map_err(|e| anyhow::anyhow!("{}: {e}", config.display()))?;
     let reader: Box<dyn BufRead> = match input {

@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 const REMOTE_SECTIONS: [&str; 3] = ["receivers", "processors", "exporters"];
 
 fn parse_yaml(text: &str, what: &str) -> Result<Map<String, Value>, String> {
-    match serde_saphyr::from_str::<Value>(text) {
+    match serde_saphyr::from_str_with_options::<Value>(text, crate::config::yaml_options()) {
         Ok(Value::Object(m)) => Ok(m),
         Ok(Value::Null) => Ok(Map::new()),
         Ok(_) => Err(format!("the {what} config must be a YAML mapping")),
@@ -81,7 +81,7 @@ pub fn redact(text: &str) -> String {
             _ => {}
         }
     }
-    match serde_saphyr::from_str::<Value>(text) {
+    match serde_saphyr::from_str_with_options::<Value>(text, crate::config::yaml_options()) {
         Ok(mut v) => {
             walk(&mut v, false);
             serde_saphyr::to_string(&v).unwrap_or_default()

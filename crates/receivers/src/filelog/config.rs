@@ -223,6 +223,10 @@ pub struct FilelogConfig {
     /// disappear, and for as long as they are in the checkpoint.
     #[serde(default)]
     pub polls_to_archive: usize,
+    /// Accepted for compatibility: the read buffer starts at 64 KiB and grows up to
+    /// `max_log_size` as needed, whatever this says.
+    #[serde(default)]
+    pub initial_buffer_size: Option<ByteSize>,
     /// At most this many files are open at once.
     #[serde(default = "default_max_concurrent_files")]
     pub max_concurrent_files: usize,

@@ -109,8 +109,7 @@ impl Selector {
         for (_, mut files) in groups {
             files.sort_by(|(pa, ka), (pb, kb)| {
                 for (i, rule) in o.rules.iter().enumerate() {
-                    let ord = compare(&ka[i], &kb[i]);
-                    let ord = if rule.ascending { ord } else { ord.reverse() };
+                    let ord = compare(&ka[i], &kb[i], rule.ascending);
                     if ord != Ordering::Equal {
                         return ord;
                     }
@@ -123,12 +122,16 @@ impl Selector {
     }
 }
 
-/// Files whose key can't be computed sort last in either direction.
-fn compare(a: &Option<Key>, b: &Option<Key>) -> Ordering {
+/// Orders two keys in the rule's direction; files whose key can't be computed sort last
+/// in either direction, so `top_n` never picks them over files it can rank.
+fn compare(a: &Option<Key>, b: &Option<Key>, ascending: bool) -> Ordering {
     match (a, b) {
-        (Some(a), Some(b)) => a.partial_cmp(b).unwrap_or(Ordering::Equal),
-        (Some(_), None) => Ordering::Greater,
-        (None, Some(_)) => Ordering::Less,
+        (Some(a), Some(b)) => {
+            let ord = a.partial_cmp(b).unwrap_or(Ordering::Equal);
+            if ascending { ord } else { ord.reverse() }
+        }
+        (Some(_), None) => Ordering::Less,
+        (None, Some(_)) => Ordering::Greater,
         (None, None) => Ordering::Equal,
     }
 }

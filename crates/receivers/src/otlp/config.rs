@@ -24,7 +24,7 @@ pub struct GrpcConfig {
 impl Default for GrpcConfig {
     fn default() -> Self {
         GrpcConfig {
-            endpoint: "0.0.0.0:4317".into(),
+            endpoint: "localhost:4317".into(),
             max_recv_msg_size_mib: 4,
         }
     }
@@ -44,7 +44,7 @@ pub struct HttpConfig {
 impl Default for HttpConfig {
     fn default() -> Self {
         HttpConfig {
-            endpoint: "0.0.0.0:4318".into(),
+            endpoint: "localhost:4318".into(),
             logs_url_path: "/v1/logs".into(),
             max_request_body_size: 20 * MIB,
         }
@@ -145,7 +145,7 @@ mod tests {
     fn protocols_are_enabled_by_presence_with_collector_defaults() {
         let c = OtlpConfig::parse(json!({"protocols": {"grpc": null}})).unwrap();
         assert_eq!(c.grpc, Some(GrpcConfig::default()));
-        assert_eq!(c.grpc.unwrap().endpoint, "0.0.0.0:4317");
+        assert_eq!(c.grpc.unwrap().endpoint, "localhost:4317");
         assert_eq!(c.http, None);
         let c = OtlpConfig::parse(
             json!({"protocols": {"http": {"endpoint": "127.0.0.1:9999", "logs_url_path": "/logs"}}}),

@@ -1,5 +1,6 @@
-//! The `otlp` receiver: OTLP logs over gRPC (`protocols.grpc`, default `0.0.0.0:4317`) and
-//! HTTP (`protocols.http`, default `0.0.0.0:4318`, path `/v1/logs`), as the Collector's.
+//! The `otlp` receiver: OTLP logs over gRPC (`protocols.grpc`, default `localhost:4317`)
+//! and HTTP (`protocols.http`, default `localhost:4318`, path `/v1/logs`), as the
+//! Collector's since v0.104 (listening on every interface must be asked for).
 //!
 //! It works as a gateway with at-least-once delivery: a request is answered with success
 //! only after its entries were acknowledged by every pipeline the receiver feeds; a
