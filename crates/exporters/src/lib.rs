@@ -21,6 +21,7 @@ mod client;
 mod config;
 mod convert;
 mod debug;
+mod encode;
 mod file;
 mod otlp;
 mod otlp_json;

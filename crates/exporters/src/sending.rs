@@ -21,7 +21,6 @@ use crate::stats::ExporterStats;
 use bytes::Bytes;
 use centimane_core::SharedBatch;
 use centimane_core::config::ComponentId;
-use prost::Message;
 use std::path::Path;
 use std::sync::Arc;
 use tokio::sync::mpsc;
@@ -105,11 +104,11 @@ impl<T: Transport> Sending<T> {
     }
 }
 
-/// A batch as a queue item: the OTLP request encoded once, whatever is retried later.
+/// A batch as a queue item: the OTLP request encoded once, whatever is retried later,
+/// straight from the entries (see [`crate::encode`]).
 fn encode(batch: SharedBatch) -> Item {
-    let request = crate::to_otlp_request(&batch.entries);
     Item {
-        payload: Bytes::from(request.encode_to_vec()),
+        payload: Bytes::from(crate::encode::encode_request(&batch.entries)),
         records: batch.len() as u64,
         acks: batch.acks,
     }

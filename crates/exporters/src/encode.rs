@@ -1,0 +1,486 @@
+//! Entries → the protobuf bytes of an OTLP `ExportLogsServiceRequest`, written straight
+//! from the entries into one buffer.
+//!
+//! Building the `opentelemetry-proto` structs first ([`crate::to_otlp_request`]) copies
+//! every string of every record into a new allocation, walks the tree once more for
+//! `encoded_len` and a third time to encode, then frees it all: about half of the agent's
+//! CPU time in a json-ingest profile. Here each record's length is computed once from the
+//! entry, then the bytes are written in one pass into a buffer of the exact final size.
+//!
+//! The output is byte for byte what prost writes for `to_otlp_request(entries)` (same
+//! grouping, fields in tag order, proto3 defaults omitted, minimal varints); the tests
+//! compare the two.
+
+use centimane_core::{Entry, Map, Timestamp, Value};
+
+// Wire types.
+const VARINT: u8 = 0;
+const FIXED64: u8 = 1;
+const LEN: u8 = 2;
+const FIXED32: u8 = 5;
+
+const fn key(field: u8, wire: u8) -> u8 {
+    (field << 3) | wire
+}
+
+/// The encoded request for `entries`, grouped as [`crate::to_otlp_request`] groups them.
+pub(crate) fn encode_request(entries: &[Entry]) -> Vec<u8> {
+    let groups = group(entries);
+    // Every length, inside out, before writing anything: a length-delimited field's length
+    // comes before its bytes.
+    let record_lens: Vec<usize> = entries.iter().map(record_len).collect();
+    let mut sizes = Vec::with_capacity(groups.len());
+    let mut total = 0;
+    for g in &groups {
+        let resource = kvs_len(g.resource);
+        let mut scopes = Vec::with_capacity(g.scopes.len());
+        let mut group_len = field_len(resource);
+        for s in &g.scopes {
+            let scope = string_field_len(s.name);
+            let records: usize = s.records.iter().map(|&i| field_len(record_lens[i])).sum();
+            let scope_logs = field_len(scope) + records;
+            group_len += field_len(scope_logs);
+            scopes.push((scope, scope_logs));
+        }
+        total += field_len(group_len);
+        sizes.push((group_len, resource, scopes));
+    }
+    let mut out = Vec::with_capacity(total);
+    for (g, (group_len, resource, scopes)) in groups.iter().zip(&sizes) {
+        // ExportLogsServiceRequest.resource_logs = 1
+        put_len_key(&mut out, 1, *group_len);
+        // ResourceLogs.resource = 1: Resource.attributes = 1
+        put_len_key(&mut out, 1, *resource);
+        put_kvs(&mut out, 1, g.resource);
+        for (s, (scope, scope_logs)) in g.scopes.iter().zip(scopes) {
+            // ResourceLogs.scope_logs = 2
+            put_len_key(&mut out, 2, *scope_logs);
+            // ScopeLogs.scope = 1: InstrumentationScope.name = 1
+            put_len_key(&mut out, 1, *scope);
+            put_string_field(&mut out, 1, s.name);
+            for &i in &s.records {
+                // ScopeLogs.log_records = 2
+                put_len_key(&mut out, 2, record_lens[i]);
+                put_record(&mut out, &entries[i]);
+            }
+        }
+    }
+    debug_assert_eq!(
+        out.len(),
+        total,
+        "the lengths computed first match the bytes written"
+    );
+    out
+}
+
+/// Entries sharing a resource (equal maps), in first-seen order.
+struct Group<'a> {
+    resource: &'a Map,
+    scopes: Vec<Scope<'a>>,
+}
+
+/// Entries of one group sharing a scope name, in first-seen order.
+struct Scope<'a> {
+    name: &'a str,
+    records: Vec<usize>,
+}
+
+fn group(entries: &[Entry]) -> Vec<Group<'_>> {
+    let mut groups: Vec<Group<'_>> = Vec::new();
+    // As in `to_otlp_request`: try the previous entry's group and scope first.
+    let mut last_group = 0;
+    for (i, entry) in entries.iter().enumerate() {
+        let found = if groups
+            .get(last_group)
+            .is_some_and(|g| *g.resource == entry.resource)
+        {
+            Some(last_group)
+        } else {
+            groups.iter().position(|g| *g.resource == entry.resource)
+        };
+        let gi = found.unwrap_or_else(|| {
+            groups.push(Group {
+                resource: &entry.resource,
+                scopes: Vec::new(),
+            });
+            groups.len() - 1
+        });
+        last_group = gi;
+        let scopes = &mut groups[gi].scopes;
+        let si = match scopes.last() {
+            Some(s) if s.name == entry.scope_name => scopes.len() - 1,
+            _ => match scopes.iter().position(|s| s.name == entry.scope_name) {
+                Some(si) => si,
+                None => {
+                    scopes.push(Scope {
+                        name: &entry.scope_name,
+                        records: Vec::new(),
+                    });
+                    scopes.len() - 1
+                }
+            },
+        };
+        scopes[si].records.push(i);
+    }
+    // One scope usually takes every record: its index list was grown by doubling; that's
+    // one allocation per batch, not per record.
+    groups
+}
+
+/// Nanoseconds since the Unix epoch, as `convert` computes them.
+fn unix_nanos(ts: Timestamp) -> u64 {
+    u64::try_from(ts.as_nanosecond().max(0)).unwrap_or(u64::MAX)
+}
+
+/// The bytes of a length-delimited field (key, length, content) with `len` bytes of
+/// content. Every field number used here is below 16, so keys take one byte.
+fn field_len(len: usize) -> usize {
+    1 + varint_len(len as u64) + len
+}
+
+/// A string field proto3 omits when empty.
+fn string_field_len(s: &str) -> usize {
+    if s.is_empty() { 0 } else { field_len(s.len()) }
+}
+
+fn varint_len(v: u64) -> usize {
+    // 1 byte per started 7 bits; 0 takes one byte.
+    (64 - (v | 1).leading_zeros() as usize).div_ceil(7)
+}
+
+/// The LogRecord message of `e` (without its own key and length).
+fn record_len(e: &Entry) -> usize {
+    let mut n = 0;
+    if e.timestamp.map_or(0, unix_nanos) != 0 {
+        n += 9;
+    }
+    if e.severity != 0 {
+        n += 1 + varint_len(u64::from(e.severity));
+    }
+    n += string_field_len(&e.severity_text);
+    n += field_len(any_len(&e.body));
+    n += e
+        .attributes
+        .iter()
+        .map(|(k, v)| field_len(kv_len(k, v)))
+        .sum::<usize>();
+    if e.trace_flags.first().is_some_and(|&b| b != 0) {
+        n += 5;
+    }
+    n += string_field_len_bytes(&e.trace_id);
+    n += string_field_len_bytes(&e.span_id);
+    if unix_nanos(e.observed_timestamp) != 0 {
+        n += 9;
+    }
+    n
+}
+
+fn string_field_len_bytes(b: &[u8]) -> usize {
+    if b.is_empty() { 0 } else { field_len(b.len()) }
+}
+
+/// A KeyValue message (key omitted when empty, value always present).
+fn kv_len(k: &str, v: &Value) -> usize {
+    string_field_len(k) + field_len(any_len(v))
+}
+
+/// The KeyValues of a map, each as a length-delimited field.
+fn kvs_len(map: &Map) -> usize {
+    map.iter().map(|(k, v)| field_len(kv_len(k, v))).sum()
+}
+
+/// An AnyValue message. A set oneof field is written even when it holds its default.
+fn any_len(v: &Value) -> usize {
+    match v {
+        Value::Null => 0,
+        Value::Str(s) => field_len(s.len()),
+        Value::Bool(_) => 2,
+        Value::Int(i) => 1 + varint_len(*i as u64),
+        Value::Double(_) => 9,
+        Value::Bytes(b) => field_len(b.len()),
+        Value::Array(items) => field_len(items.iter().map(|i| field_len(any_len(i))).sum()),
+        Value::Map(m) => field_len(kvs_len(m)),
+    }
+}
+
+fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+fn put_len_key(out: &mut Vec<u8>, field: u8, len: usize) {
+    out.push(key(field, LEN));
+    put_varint(out, len as u64);
+}
+
+fn put_bytes_field(out: &mut Vec<u8>, field: u8, b: &[u8]) {
+    put_len_key(out, field, b.len());
+    out.extend_from_slice(b);
+}
+
+/// Omitted when empty (proto3 default).
+fn put_string_field(out: &mut Vec<u8>, field: u8, s: &str) {
+    if !s.is_empty() {
+        put_bytes_field(out, field, s.as_bytes());
+    }
+}
+
+fn put_fixed64(out: &mut Vec<u8>, field: u8, v: u64) {
+    out.push(key(field, FIXED64));
+    out.extend_from_slice(&v.to_le_bytes());
+}
+
+/// LogRecord, fields in tag order (as prost writes them).
+fn put_record(out: &mut Vec<u8>, e: &Entry) {
+    let time = e.timestamp.map_or(0, unix_nanos);
+    if time != 0 {
+        put_fixed64(out, 1, time);
+    }
+    if e.severity != 0 {
+        out.push(key(2, VARINT));
+        put_varint(out, u64::from(e.severity));
+    }
+    put_string_field(out, 3, &e.severity_text);
+    put_len_key(out, 5, any_len(&e.body));
+    put_any(out, &e.body);
+    put_kvs(out, 6, &e.attributes);
+    // 7 dropped_attributes_count: always 0.
+    if let Some(&flags) = e.trace_flags.first().filter(|&&b| b != 0) {
+        out.push(key(8, FIXED32));
+        out.extend_from_slice(&u32::from(flags).to_le_bytes());
+    }
+    if !e.trace_id.is_empty() {
+        put_bytes_field(out, 9, &e.trace_id);
+    }
+    if !e.span_id.is_empty() {
+        put_bytes_field(out, 10, &e.span_id);
+    }
+    let observed = unix_nanos(e.observed_timestamp);
+    if observed != 0 {
+        put_fixed64(out, 11, observed);
+    }
+    // 12 event_name: always empty.
+}
+
+/// Each entry of `map` as a KeyValue in field `field`.
+fn put_kvs(out: &mut Vec<u8>, field: u8, map: &Map) {
+    for (k, v) in map {
+        let value = any_len(v);
+        put_len_key(out, field, string_field_len(k) + field_len(value));
+        put_string_field(out, 1, k);
+        put_len_key(out, 2, value);
+        put_any(out, v);
+    }
+}
+
+/// The content of an AnyValue message.
+fn put_any(out: &mut Vec<u8>, v: &Value) {
+    match v {
+        Value::Null => {}
+        Value::Str(s) => put_bytes_field(out, 1, s.as_bytes()),
+        Value::Bool(b) => {
+            out.push(key(2, VARINT));
+            out.push(u8::from(*b));
+        }
+        Value::Int(i) => {
+            out.push(key(3, VARINT));
+            put_varint(out, *i as u64);
+        }
+        Value::Double(d) => put_fixed64(out, 4, d.to_bits()),
+        Value::Array(items) => {
+            put_len_key(out, 5, items.iter().map(|i| field_len(any_len(i))).sum());
+            for item in items {
+                put_len_key(out, 1, any_len(item));
+                put_any(out, item);
+            }
+        }
+        Value::Map(m) => {
+            put_len_key(out, 6, kvs_len(m));
+            put_kvs(out, 1, m);
+        }
+        Value::Bytes(b) => put_bytes_field(out, 7, b),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::to_otlp_request;
+    use prost::Message;
+
+    fn same_as_prost(entries: &[Entry]) {
+        let want = to_otlp_request(entries).encode_to_vec();
+        let got = encode_request(entries);
+        assert_eq!(got, want, "bytes differ for {entries:#?}");
+    }
+
+    fn entry(body: Value) -> Entry {
+        let mut e = Entry::new(body);
+        e.observed_timestamp = Timestamp::from_nanosecond(1_795_467_600_200_000_000).unwrap();
+        e
+    }
+
+    #[test]
+    fn empty_batch() {
+        same_as_prost(&[]);
+        assert!(encode_request(&[]).is_empty());
+    }
+
+    #[test]
+    fn every_field_and_value_type() {
+        let mut e = entry(Value::from("msg"));
+        e.timestamp = Some(Timestamp::from_nanosecond(1_795_467_600_123_456_789).unwrap());
+        e.severity = 24;
+        e.severity_text = "FATAL4".into();
+        e.trace_id = (1..=16).collect();
+        e.span_id = (1..=8).collect();
+        e.trace_flags = vec![1, 7];
+        e.scope_name = "scope".into();
+        e.resource.insert("host.name".into(), Value::from("web-01"));
+        let inner: Map = [
+            ("k".to_owned(), Value::Int(1)),
+            (String::new(), Value::Null),
+        ]
+        .into_iter()
+        .collect();
+        for (k, v) in [
+            ("null", Value::Null),
+            ("t", Value::Bool(true)),
+            ("f", Value::Bool(false)),
+            ("zero", Value::Int(0)),
+            ("neg", Value::Int(-1)),
+            ("min", Value::Int(i64::MIN)),
+            ("max", Value::Int(i64::MAX)),
+            ("d", Value::Double(-0.25)),
+            ("d0", Value::Double(0.0)),
+            ("nan", Value::Double(f64::NAN)),
+            ("empty", Value::from("")),
+            ("utf8", Value::from("héllo ✓")),
+            ("bytes", Value::Bytes(vec![0, 255])),
+            ("nobytes", Value::Bytes(Vec::new())),
+            (
+                "arr",
+                Value::Array(vec![
+                    Value::Null,
+                    Value::from("a"),
+                    Value::Map(inner.clone()),
+                ]),
+            ),
+            ("noarr", Value::Array(Vec::new())),
+            ("map", Value::Map(inner.clone())),
+            ("nomap", Value::Map(Map::new())),
+            ("", Value::from("empty key")),
+        ] {
+            e.attributes.insert(k.into(), v);
+        }
+        same_as_prost(std::slice::from_ref(&e));
+        e.body = Value::Map(inner);
+        same_as_prost(&[e]);
+    }
+
+    #[test]
+    fn defaults_are_omitted() {
+        let mut e = Entry::new(Value::Null);
+        e.observed_timestamp = Timestamp::from_second(-5).unwrap();
+        e.trace_flags = vec![0];
+        same_as_prost(&[e]);
+        same_as_prost(&[Entry::default()]);
+    }
+
+    #[test]
+    fn long_values_need_long_varints() {
+        let mut e = entry(Value::from("x".repeat(70_000)));
+        e.attributes
+            .insert("k".repeat(200), Value::from("v".repeat(130)));
+        same_as_prost(&[e.clone(), e]);
+    }
+
+    #[test]
+    fn groups_by_resource_then_scope() {
+        let mk = |resource: &str, scope: &str, body: &str| {
+            let mut e = entry(Value::from(body));
+            if !resource.is_empty() {
+                e.resource.insert("host".into(), Value::from(resource));
+            }
+            e.scope_name = scope.into();
+            e
+        };
+        same_as_prost(&[
+            mk("b", "s1", "1"),
+            mk("a", "s2", "2"),
+            mk("b", "s2", "3"),
+            mk("b", "s1", "4"),
+            mk("a", "s2", "5"),
+            mk("", "", "6"),
+        ]);
+        // Equal maps in another order share a group; NaN never equals anything.
+        let mut x = mk("", "", "x");
+        x.resource.insert("a".into(), Value::Int(1));
+        x.resource.insert("b".into(), Value::Int(2));
+        let mut y = mk("", "", "y");
+        y.resource.insert("b".into(), Value::Int(2));
+        y.resource.insert("a".into(), Value::Int(1));
+        let mut n = mk("", "", "n");
+        n.resource.insert("nan".into(), Value::Double(f64::NAN));
+        same_as_prost(&[x, n.clone(), y, n]);
+    }
+
+    /// Random entries (a fixed seed, so failures reproduce) encode as prost encodes them.
+    #[test]
+    fn random_entries_match_prost() {
+        let mut state = 0x9E37_79B9_7F4A_7C15u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        fn value(next: &mut dyn FnMut() -> u64, depth: u32) -> Value {
+            match next() % if depth > 2 { 6 } else { 8 } {
+                0 => Value::Null,
+                1 => Value::Bool(next().is_multiple_of(2)),
+                2 => Value::Int(next() as i64 >> (next() % 64)),
+                3 => Value::Double(f64::from_bits(next())),
+                4 => Value::Str("s".repeat((next() % 200) as usize)),
+                5 => Value::Bytes(vec![7; (next() % 20) as usize]),
+                6 => Value::Array((0..next() % 4).map(|_| value(next, depth + 1)).collect()),
+                _ => Value::Map(
+                    (0..next() % 4)
+                        .map(|i| (format!("k{i}"), value(next, depth + 1)))
+                        .collect(),
+                ),
+            }
+        }
+        for _ in 0..200 {
+            let entries: Vec<Entry> = (0..next() % 20)
+                .map(|_| {
+                    let mut e = Entry::new(value(&mut next, 0));
+                    e.observed_timestamp =
+                        Timestamp::from_nanosecond((next() >> 2) as i128 - (1 << 60)).unwrap();
+                    if next().is_multiple_of(2) {
+                        e.timestamp =
+                            Some(Timestamp::from_nanosecond((next() >> 3) as i128).unwrap());
+                    }
+                    e.severity = (next() % 25) as u8;
+                    e.severity_text = "x".repeat((next() % 3) as usize);
+                    for i in 0..next() % 10 {
+                        e.attributes.insert(format!("a{i}"), value(&mut next, 0));
+                    }
+                    if next().is_multiple_of(4) {
+                        e.resource
+                            .insert("r".into(), Value::Int((next() % 3) as i64));
+                    }
+                    e.scope_name = ["", "a", "b"][(next() % 3) as usize].into();
+                    e.trace_id = vec![1; (next() % 17) as usize];
+                    e.span_id = vec![2; (next() % 9) as usize];
+                    e.trace_flags = vec![(next() % 3) as u8; (next() % 2) as usize];
+                    e
+                })
+                .collect();
+            same_as_prost(&entries);
+        }
+    }
+}
