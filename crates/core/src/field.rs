@@ -114,10 +114,7 @@ impl Field {
                     Ok(())
                 }
                 (_, Value::Map(m)) => {
-                    let target = self.root_map_mut(entry);
-                    for (k, v) in m {
-                        target.insert(k, v);
-                    }
+                    merge_map(self.root_map_mut(entry), m);
                     Ok(())
                 }
                 (root, _) => Err(FieldError::SetRoot(root.name())),
@@ -186,12 +183,40 @@ impl Field {
 /// A map merges into a map (new keys overwrite); anything else replaces the target.
 fn merge_or_replace(target: &mut Value, value: Value) {
     match (target, value) {
-        (Value::Map(existing), Value::Map(new)) => {
-            for (k, v) in new {
-                existing.insert(k, v);
+        (Value::Map(existing), Value::Map(new)) => merge_map(existing, new),
+        (target, value) => *target = value,
+    }
+}
+
+/// Inserts every entry of `new` into `target` in order: the result is `target`'s keys in
+/// their order, then `new`'s other keys in theirs; where both have a key, `new`'s value.
+///
+/// This is a parser writing its whole result into `attributes` (json_parser, regex_parser
+/// with `parse_to: attributes`), once per line, into a map that is empty or holds a few
+/// keys such as `log.file.name`. So instead of hashing every key of `new` again and growing
+/// `target` step by step, `new` (whose keys are hashed already) becomes the result and
+/// `target`'s few keys are put in front of it.
+fn merge_map(target: &mut Map, mut new: Map) {
+    const FEW: usize = 4;
+    if target.is_empty() {
+        *target = new;
+    } else if target.len() <= FEW && target.len() < new.len() {
+        let old = std::mem::replace(target, Map::new());
+        for (i, (k, v)) in old.into_iter().enumerate() {
+            match new.get_index_of(&k) {
+                // `new`'s value, at the old key's place.
+                Some(at) => new.move_index(at, i),
+                None => {
+                    new.shift_insert(i, k, v);
+                }
             }
         }
-        (target, value) => *target = value,
+        *target = new;
+    } else {
+        target.reserve(new.len());
+        for (k, v) in new {
+            target.insert(k, v);
+        }
     }
 }
 
@@ -394,6 +419,29 @@ mod tests {
             prop_assert_eq!(field.get(&e), Some(&Value::Int(n)));
             prop_assert_eq!(field.delete(&mut e), Some(Value::Int(n)));
             prop_assert_eq!(field.get(&e), None);
+        }
+
+        /// The merge gives what inserting `new`'s entries one by one gives: same keys in
+        /// the same order, same values.
+        #[test]
+        fn merge_is_insert_in_order(
+            old in proptest::collection::vec(("[a-f]", any::<i8>()), 0..8),
+            new in proptest::collection::vec(("[a-f]", any::<i8>()), 0..8),
+        ) {
+            let map = |pairs: &[(String, i8)]| -> Map {
+                pairs.iter().map(|(k, v)| (k.clone(), Value::Int(i64::from(*v)))).collect()
+            };
+            let (old, new) = (map(&old), map(&new));
+            let mut want = old.clone();
+            for (k, v) in new.clone() {
+                want.insert(k, v);
+            }
+            let mut got = old;
+            merge_map(&mut got, new);
+            prop_assert_eq!(
+                got.iter().collect::<Vec<_>>(),
+                want.iter().collect::<Vec<_>>()
+            );
         }
 
         #[test]

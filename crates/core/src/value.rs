@@ -200,12 +200,50 @@ impl<'de> Visitor<'de> for ValueSeed {
         Ok(Value::Array(items))
     }
     fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Value, A::Error> {
-        let mut map = Map::with_capacity(access.size_hint().unwrap_or(0));
+        // JSON does not tell how many keys an object has: inserting into a growing map
+        // would allocate and rehash it several times per object. The entries are collected
+        // on a per-thread stack instead (nested maps above their parent's), then the map is
+        // built once at its final size.
+        let start = PENDING.with_borrow(Vec::len);
+        let _unwind = Truncate(start);
         while let Some(key) = access.next_key::<String>()? {
             let v = access.next_value_seed(self)?;
-            map.insert(key, v);
+            PENDING.with_borrow_mut(|p| p.push((key, v)));
         }
+        let map = PENDING.with_borrow_mut(|p| {
+            // An outermost object is usually a parser's result, merged next into an
+            // entry's attributes, which typically hold a key or two already (the file
+            // name): room for those saves growing the map again.
+            let room = if start == 0 { TOP_LEVEL_ROOM } else { 0 };
+            let mut map = Map::with_capacity(p.len() - start + room);
+            map.extend(p.drain(start..));
+            map
+        });
         Ok(Value::Map(map))
+    }
+}
+
+thread_local! {
+    /// The entries of the maps being deserialized on this thread, innermost last.
+    static PENDING: std::cell::RefCell<Vec<(String, Value)>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Spare room in an outermost map (see `visit_map`).
+const TOP_LEVEL_ROOM: usize = 2;
+
+/// Drops what a map left on [`PENDING`] when its deserialization failed, and gives back
+/// the memory of an exceptionally large object.
+struct Truncate(usize);
+
+impl Drop for Truncate {
+    fn drop(&mut self) {
+        PENDING.with_borrow_mut(|p| {
+            p.truncate(self.0);
+            if p.is_empty() && p.capacity() > 1024 {
+                *p = Vec::new();
+            }
+        });
     }
 }
 
@@ -276,6 +314,35 @@ mod tests {
     fn map_order_is_kept_and_doubles_keep_their_point() {
         let v = Value::from_json_str(r#"{"z":1,"a":2.0}"#, NumberMode::IntsWhenIntegral).unwrap();
         assert_eq!(serde_json::to_string(&v).unwrap(), r#"{"z":1,"a":2.0}"#);
+    }
+
+    #[test]
+    fn nested_maps_and_duplicate_keys() {
+        let text = r#"{"a":{"x":1,"y":{"z":[{"q":1},{}]}},"b":2,"a":3,"c":{}}"#;
+        let v = Value::from_json_str(text, NumberMode::IntsWhenIntegral).unwrap();
+        // A repeated key keeps its first place and takes the last value.
+        assert_eq!(
+            serde_json::to_string(&v).unwrap(),
+            r#"{"a":3,"b":2,"c":{}}"#
+        );
+        let v = Value::from_json_str(
+            r#"{"a":{"x":1,"y":{"z":[{"q":1},{}]}}}"#,
+            NumberMode::IntsWhenIntegral,
+        )
+        .unwrap();
+        assert_eq!(
+            serde_json::to_string(&v).unwrap(),
+            r#"{"a":{"x":1,"y":{"z":[{"q":1},{}]}}}"#
+        );
+    }
+
+    #[test]
+    fn a_failed_object_leaves_nothing_behind() {
+        assert!(Value::from_json_str(r#"{"a":{"b":1,"c":"#, NumberMode::AllDouble).is_err());
+        assert!(Value::from_json_str(r#"{"a":{"b":1,"c":2}} x"#, NumberMode::AllDouble).is_err());
+        PENDING.with_borrow(|p| assert!(p.is_empty()));
+        let v = Value::from_json_str(r#"{"k":1}"#, NumberMode::IntsWhenIntegral).unwrap();
+        assert_eq!(serde_json::to_string(&v).unwrap(), r#"{"k":1}"#);
     }
 
     #[test]
