@@ -35,6 +35,15 @@ impl Split {
     pub fn find(&self, data: &[u8], max: usize) -> Option<Found> {
         match self {
             Split::Newline { newline, unit } => {
+                if let ([byte], 1) = (newline.as_slice(), *unit) {
+                    // One-byte newlines (UTF-8, ASCII, Latin-1: the common case) need no
+                    // substring search, whose searcher would be built for every line.
+                    let at = memchr::memchr(*byte, data)?;
+                    return Some(Found {
+                        token: 0..at,
+                        next: at + 1,
+                    });
+                }
                 let mut from = 0;
                 loop {
                     let at = from + memchr::memmem::find(&data[from..], newline)?;
