@@ -1,49 +1,19 @@
 //! Building a chain from an `operators:` list and running entries through it (stanza.md
-//! §4.1). Operators form a directed graph through `output`; by default each feeds the next,
-//! and the last (or one with an empty `output`) emits to the chain's output. Cycles are
-//! refused, so each `process` call visits the operators once, in topological order, passing
-//! whole batches along.
+//! §4.1). Operators form a directed graph through `output` (and the router's routes); by
+//! default each feeds the next, and the last (or one with an empty `output`) emits to the
+//! chain's output. Cycles are refused, so each `process` call visits the operators once, in
+//! topological order, passing whole batches along.
 
 use crate::config::{COMMON_KEYS, Common, ConfigError, OperatorLabel, from_block, suggest};
 use crate::expr::Expr;
-use crate::operator::{Operator, Step};
-use crate::{parsers, scope, severity, time, transformers};
+use crate::operator::{Flush, Stage, hand_over};
+use crate::registry::{self, BUILDERS, Spec};
+use crate::rng;
 use centimane_core::{Entry, OperatorChain};
 use serde_json::{Map as JsonMap, Value as Json};
 use std::collections::HashMap;
 
-type Builder = fn(JsonMap<String, Json>) -> Result<Box<dyn Operator>, String>;
-
-/// Every operator type and its builder. [`crate::OPERATOR_TYPES`] lists the same names.
-const BUILDERS: [(&str, Builder); 11] = [
-    ("add", transformers::build_add),
-    ("copy", transformers::build_copy),
-    ("json_parser", parsers::json::build),
-    ("key_value_parser", parsers::key_value::build),
-    ("move", transformers::build_move),
-    ("noop", transformers::build_noop),
-    ("regex_parser", parsers::regex::build),
-    ("remove", transformers::build_remove),
-    ("scope_name_parser", build_scope_name_parser),
-    ("severity_parser", build_severity_parser),
-    ("time_parser", build_time_parser),
-];
-
-fn build_time_parser(block: JsonMap<String, Json>) -> Result<Box<dyn Operator>, String> {
-    Ok(Box::new(time::TimeParser::build(from_block(block)?)?))
-}
-
-fn build_severity_parser(block: JsonMap<String, Json>) -> Result<Box<dyn Operator>, String> {
-    Ok(Box::new(severity::SeverityParser::build(from_block(
-        block,
-    )?)?))
-}
-
-fn build_scope_name_parser(block: JsonMap<String, Json>) -> Result<Box<dyn Operator>, String> {
-    Ok(Box::new(scope::ScopeNameParser::build(from_block(block)?)))
-}
-
-/// Where a node sends its entries.
+/// Where a port sends its entries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Target {
     Node(usize),
@@ -51,9 +21,12 @@ enum Target {
 }
 
 struct Node {
-    step: Step,
-    targets: Vec<Target>,
-    /// Entries waiting for this node; empty between `process` calls (its capacity is reused).
+    stage: Box<dyn Stage>,
+    /// The targets of each output port.
+    targets: Vec<Vec<Target>>,
+    /// What the stage wrote to each port during the current call; empty between calls.
+    ports: Vec<Vec<Entry>>,
+    /// Entries waiting for this node; empty between calls (its capacity is reused).
     inbox: Vec<Entry>,
 }
 
@@ -91,7 +64,9 @@ pub fn build_chain(operators: &Json) -> Result<Chain, ConfigError> {
         .map(|(i, op)| read_common(i + 1, op))
         .collect::<Result<Vec<_>, _>>()?;
     let ids = assign_ids(&mut parsed)?;
-    let mut nodes = Vec::with_capacity(parsed.len());
+    let seed = rng::chain_seed();
+    let count = parsed.len();
+    let mut nodes = Vec::with_capacity(count);
     for (i, op) in parsed.into_iter().enumerate() {
         let Parsed {
             label,
@@ -99,23 +74,25 @@ pub fn build_chain(operators: &Json) -> Result<Chain, ConfigError> {
             rest,
         } = op;
         let fail = |message: String| ConfigError::operator(label.clone(), message);
-        let builder = BUILDERS
-            .iter()
-            .find(|(kind, _)| *kind == common.kind)
-            .map(|(_, b)| *b)
-            .ok_or_else(|| fail(unknown_type(&common.kind)))?;
-        let operator = builder(rest).map_err(&fail)?;
+        let builder =
+            registry::builder(&common.kind).ok_or_else(|| fail(unknown_type(&common.kind)))?;
         let condition = common
             .condition
             .as_deref()
             .map(Expr::parse)
             .transpose()
             .map_err(|e| fail(format!("`if`: {e}")))?;
-        let targets = match common.output.map(|o| o.into_vec()) {
-            None if i + 1 < list.len() => vec![Target::Node(i + 1)],
-            None => vec![Target::ChainOutput],
-            Some(outputs) if outputs.is_empty() => vec![Target::ChainOutput],
-            Some(outputs) => outputs
+        let spec = Spec {
+            id: label.id.clone().unwrap_or_default(),
+            block: rest,
+            condition,
+            on_error: common.on_error,
+            has_output: common.output.is_some(),
+            seed: rng::mix(seed, i as u64),
+        };
+        let built = builder.build(spec).map_err(&fail)?;
+        let resolve = |outputs: &[String]| -> Result<Vec<Target>, ConfigError> {
+            outputs
                 .iter()
                 .map(|out| {
                     ids.get(out.as_str())
@@ -126,11 +103,23 @@ pub fn build_chain(operators: &Json) -> Result<Chain, ConfigError> {
                             ))
                         })
                 })
-                .collect::<Result<_, _>>()?,
+                .collect()
         };
-        let id = label.id.clone().unwrap_or_default();
+        let targets = match built.ports {
+            Some(ports) => ports
+                .iter()
+                .map(|port| resolve(port))
+                .collect::<Result<Vec<_>, _>>()?,
+            None => vec![match common.output.map(|o| o.into_vec()) {
+                None if i + 1 < count => vec![Target::Node(i + 1)],
+                None => vec![Target::ChainOutput],
+                Some(outputs) if outputs.is_empty() => vec![Target::ChainOutput],
+                Some(outputs) => resolve(&outputs)?,
+            }],
+        };
         nodes.push(Node {
-            step: Step::new(id, operator, condition, common.on_error),
+            stage: built.stage,
+            ports: targets.iter().map(|_| Vec::new()).collect(),
             targets,
             inbox: Vec::new(),
         });
@@ -225,14 +214,22 @@ fn assign_ids(parsed: &mut [Parsed]) -> Result<HashMap<String, usize>, ConfigErr
     Ok(ids)
 }
 
-/// Kahn's algorithm over the `output` edges; a cycle is a config error.
+/// Kahn's algorithm over the port edges; a cycle is a config error.
 fn topological_order(nodes: &[Node]) -> Result<Vec<usize>, ConfigError> {
+    let edges = |node: &Node| -> Vec<usize> {
+        node.targets
+            .iter()
+            .flatten()
+            .filter_map(|t| match t {
+                Target::Node(n) => Some(*n),
+                Target::ChainOutput => None,
+            })
+            .collect()
+    };
     let mut incoming = vec![0usize; nodes.len()];
     for node in nodes {
-        for target in &node.targets {
-            if let Target::Node(t) = target {
-                incoming[*t] += 1;
-            }
+        for t in edges(node) {
+            incoming[t] += 1;
         }
     }
     let mut ready: Vec<usize> = (0..nodes.len())
@@ -242,12 +239,10 @@ fn topological_order(nodes: &[Node]) -> Result<Vec<usize>, ConfigError> {
     let mut order = Vec::with_capacity(nodes.len());
     while let Some(i) = ready.pop() {
         order.push(i);
-        for target in nodes[i].targets.iter().rev() {
-            if let Target::Node(t) = *target {
-                incoming[t] -= 1;
-                if incoming[t] == 0 {
-                    ready.push(t);
-                }
+        for t in edges(&nodes[i]).into_iter().rev() {
+            incoming[t] -= 1;
+            if incoming[t] == 0 {
+                ready.push(t);
             }
         }
     }
@@ -259,50 +254,73 @@ fn topological_order(nodes: &[Node]) -> Result<Vec<usize>, ConfigError> {
     Ok(order)
 }
 
-impl OperatorChain for Chain {
-    fn process(&mut self, mut entries: Vec<Entry>, out: &mut Vec<Entry>) {
-        let Some(first) = self.nodes.first_mut() else {
-            out.append(&mut entries);
-            return;
-        };
-        hand_over(&mut first.inbox, entries);
-        for &i in &self.order {
-            let mut batch = std::mem::take(&mut self.nodes[i].inbox);
-            if !batch.is_empty() {
-                self.nodes[i].step.run_batch(&mut batch);
-                // Every output but the last gets a copy; the last gets the batch itself.
-                let outputs = self.nodes[i].targets.len();
-                for k in 0..outputs {
-                    let target = self.nodes[i].targets[k];
-                    let entries = if k + 1 < outputs {
-                        batch.clone()
-                    } else {
-                        std::mem::take(&mut batch)
-                    };
-                    let spare = match target {
-                        Target::Node(t) => hand_over(&mut self.nodes[t].inbox, entries),
-                        Target::ChainOutput => hand_over(out, entries),
-                    };
-                    if k + 1 == outputs {
-                        batch = spare;
-                    }
+impl Chain {
+    /// Emits the entries that operators have held longer than their `force_flush_period`
+    /// (recombine, the container parser's partial lines). Meant for a periodic timer; `process`
+    /// also does it after each batch. [`OperatorChain::flush`] emits everything.
+    pub fn flush_expired(&mut self, out: &mut Vec<Entry>) {
+        self.pass(None, Some(Flush::Expired), out);
+    }
+
+    /// One pass over the nodes in topological order: each runs its inbox (the input batch
+    /// for the first node), then optionally flushes, then hands its ports to their targets.
+    fn pass(&mut self, input: Option<Vec<Entry>>, flush: Option<Flush>, out: &mut Vec<Entry>) {
+        if let Some(mut entries) = input {
+            match self.nodes.first_mut() {
+                Some(first) => hand_over(&mut first.inbox, &mut entries),
+                None => hand_over(out, &mut entries),
+            }
+        }
+        for k in 0..self.order.len() {
+            let i = self.order[k];
+            let node = &mut self.nodes[i];
+            if !node.inbox.is_empty() {
+                node.stage.run(&mut node.inbox, &mut node.ports);
+            }
+            if let Some(mode) = flush {
+                node.stage.flush(mode, &mut node.ports);
+            }
+            self.deliver(i, out);
+        }
+    }
+
+    /// Sends what node `i` wrote to its ports on to their targets: every target but the
+    /// last gets a copy, the last gets the entries themselves.
+    fn deliver(&mut self, i: usize, out: &mut Vec<Entry>) {
+        for p in 0..self.nodes[i].ports.len() {
+            if self.nodes[i].ports[p].is_empty() {
+                continue;
+            }
+            let mut batch = std::mem::take(&mut self.nodes[i].ports[p]);
+            let count = self.nodes[i].targets[p].len();
+            for k in 0..count {
+                let target = self.nodes[i].targets[p][k];
+                let dest = match target {
+                    Target::Node(t) => &mut self.nodes[t].inbox,
+                    Target::ChainOutput => &mut *out,
+                };
+                if k + 1 < count {
+                    dest.extend(batch.iter().cloned());
+                } else {
+                    hand_over(dest, &mut batch);
                 }
             }
-            // Keep the (now empty) allocation for the next call.
-            self.nodes[i].inbox = batch;
+            // A port without targets discards; either way `batch` is now empty and its
+            // capacity goes back to the port for the next call.
+            batch.clear();
+            self.nodes[i].ports[p] = batch;
         }
     }
 }
 
-/// Moves `batch` into `dest` without copying entries when `dest` is empty, and returns an
-/// empty vector (with whatever capacity is spare) for reuse.
-fn hand_over(dest: &mut Vec<Entry>, mut batch: Vec<Entry>) -> Vec<Entry> {
-    if dest.is_empty() {
-        std::mem::swap(dest, &mut batch);
-    } else {
-        dest.append(&mut batch);
+impl OperatorChain for Chain {
+    fn process(&mut self, entries: Vec<Entry>, out: &mut Vec<Entry>) {
+        self.pass(Some(entries), Some(Flush::Expired), out);
     }
-    batch
+
+    fn flush(&mut self, out: &mut Vec<Entry>) {
+        self.pass(None, Some(Flush::All), out);
+    }
 }
 
 #[cfg(test)]
@@ -488,6 +506,52 @@ mod tests {
             let err = error(ops);
             assert!(err.contains(want), "{err}\n  does not contain: {want}");
         }
+    }
+
+    #[test]
+    fn router_ports_reach_their_targets() {
+        let mut c = chain(json!([
+            {"type": "router", "routes": [
+                {"expr": "body == 'a'", "output": "to_a"},
+                {"expr": "body == 'b'", "output": ["to_b", "to_a"]},
+            ]},
+            {"type": "add", "id": "to_a", "field": "attributes.via", "value": "a", "output": []},
+            {"type": "add", "id": "to_b", "field": "attributes.via", "value": "b", "output": []},
+        ]));
+        let out = run(&mut c, &["a", "b", "c"]);
+        let mut got: Vec<(Value, Value)> = out
+            .iter()
+            .map(|e| (e.body.clone(), e.attributes["via"].clone()))
+            .collect();
+        got.sort_by_key(|(b, v)| (b.to_text(), v.to_text()));
+        assert_eq!(
+            got,
+            [
+                ("a".into(), "a".into()),
+                ("b".into(), "a".into()),
+                ("b".into(), "b".into())
+            ],
+            "c matches no route and is discarded"
+        );
+        assert!(error(json!([{"type": "router", "output": "x"}])).contains("no `output`"));
+    }
+
+    #[test]
+    fn flush_runs_held_entries_through_later_operators() {
+        let mut c = chain(json!([
+            {"type": "recombine", "combine_field": "body", "is_first_entry": "body startsWith 'S'"},
+            {"type": "add", "field": "attributes.after", "value": true},
+        ]));
+        let out = run(&mut c, &["S1", "x", "S2", "y"]);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].body, Value::from("S1\nx"));
+        let mut held = Vec::new();
+        c.flush_expired(&mut held);
+        assert!(held.is_empty(), "the default period has not passed");
+        c.flush(&mut held);
+        assert_eq!(held.len(), 1);
+        assert_eq!(held[0].body, Value::from("S2\ny"));
+        assert_eq!(held[0].attributes["after"], Value::Bool(true));
     }
 
     #[test]

@@ -14,8 +14,9 @@ pub(crate) enum ProcessError {
         what: &'static str,
         got: &'static str,
     },
+    /// A value the operator cannot process, with an operator-specific explanation.
     #[error("{0}")]
-    KeyValue(String),
+    Invalid(String),
     #[error("regex pattern does not match")]
     NoMatch,
     #[error("invalid JSON: {0}")]
@@ -30,6 +31,10 @@ pub(crate) enum ProcessError {
     NotWholeFloat(f64),
     #[error(transparent)]
     Expr(#[from] crate::expr::EvalError),
+    /// An error Stanza raises before its `on_error` handling, so the entry is dropped
+    /// whatever `on_error` says.
+    #[error("{0}")]
+    Discard(String),
     /// Errors of the embedded parsers of one parser, reported together (stanza.md §4.4).
     #[error("{}", Joined(.0))]
     Joined(Vec<ProcessError>),

@@ -4,6 +4,8 @@
 //! compare in lowercase with all-zero meaning empty, timestamps within `max_loss_ns`.
 //! Cases with `rng`, `now_dependent`, `input_body_hex` or `input_attribute_hex` are skipped.
 //! A case with `expected_error` and no expected entries also passes when the config is refused.
+//! As in the runner, a router's route targets that the case does not define are added as
+//! `noop` operators. Every case file in the directory must have a test below.
 
 use centimane_core::OperatorChain;
 use centimane_core::transport::{entry_from_json, entry_to_json};
@@ -111,7 +113,7 @@ fn with_env<T>(case: &Json, f: impl FnOnce() -> T) -> T {
 fn run_case(case: &Json) -> Result<(), String> {
     let expected = case["expected"].as_array().cloned().unwrap_or_default();
     let expects_error = case.get("expected_error").and_then(Json::as_bool) == Some(true);
-    let mut chain = match build_chain(&case["operators"]) {
+    let mut chain = match build_chain(&chain_of(&case["operators"])) {
         Ok(chain) => chain,
         Err(_) if expects_error && expected.is_empty() => return Ok(()),
         Err(e) => return Err(format!("config refused: {e}")),
@@ -145,6 +147,50 @@ fn run_case(case: &Json) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// The case's operators plus a `noop` for every route target they lack (the Go tests wire
+/// router outputs to fakes).
+fn chain_of(operators: &Json) -> Json {
+    let mut ops = operators.as_array().cloned().unwrap_or_default();
+    let id_of = |op: &Json| {
+        op.get("id")
+            .or_else(|| op.get("type"))
+            .and_then(Json::as_str)
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let mut ids: Vec<String> = ops.iter().map(id_of).collect();
+    let mut targets = Vec::new();
+    for op in &ops {
+        let routes = op
+            .get("routes")
+            .and_then(Json::as_array)
+            .cloned()
+            .unwrap_or_default();
+        let outputs = routes
+            .iter()
+            .map(|r| r.get("output").cloned().unwrap_or(Json::Null))
+            .chain(std::iter::once(
+                op.get("default").cloned().unwrap_or(Json::Null),
+            ));
+        for out in outputs {
+            match out {
+                Json::String(s) => targets.push(s),
+                Json::Array(list) => {
+                    targets.extend(list.iter().filter_map(Json::as_str).map(str::to_owned))
+                }
+                _ => {}
+            }
+        }
+    }
+    for target in targets {
+        if !ids.contains(&target) {
+            ops.push(json!({"type": "noop", "id": target}));
+            ids.push(target);
+        }
+    }
+    Json::Array(ops)
 }
 
 const KEYS: [&str; 10] = [
@@ -238,57 +284,92 @@ fn must_pass(name: &str) {
     assert!(outcome.passed > 0, "{name}: no case ran");
 }
 
-#[test]
-fn json_parser() {
-    must_pass("json_parser");
-}
+/// Every case file, by name; [`every_case_file_has_a_test`] keeps this list complete.
+const FILES: [&str; 28] = [
+    "add",
+    "assign_keys",
+    "container",
+    "copy",
+    "csv_parser",
+    "filter",
+    "flatten",
+    "json_array_parser",
+    "json_parser",
+    "key_value_parser",
+    "move",
+    "noop",
+    "parser_common",
+    "recombine",
+    "regex_parser",
+    "regex_replace",
+    "remove",
+    "retain",
+    "router",
+    "sanitize_utf8",
+    "scope_name_parser",
+    "severity_parser",
+    "strip_ansi_escape_codes",
+    "syslog_parser",
+    "time_parser",
+    "trace_parser",
+    "unquote",
+    "uri_parser",
+];
 
 #[test]
-fn regex_parser() {
-    must_pass("regex_parser");
+fn every_case_file_has_a_test() {
+    let mut found: Vec<String> = std::fs::read_dir(CASES)
+        .expect("the conformance cases directory")
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            e.file_name()
+                .to_str()
+                .and_then(|n| n.strip_suffix(".json"))
+                .map(str::to_owned)
+        })
+        .collect();
+    found.sort();
+    assert_eq!(found, FILES, "add a test for each new case file");
 }
 
-#[test]
-fn move_operator() {
-    must_pass("move");
+macro_rules! case_files {
+    ($($test:ident => $file:literal,)*) => {
+        $(
+            #[test]
+            fn $test() {
+                must_pass($file);
+            }
+        )*
+    };
 }
 
-#[test]
-fn add() {
-    must_pass("add");
-}
-
-#[test]
-fn copy() {
-    must_pass("copy");
-}
-
-#[test]
-fn remove() {
-    must_pass("remove");
-}
-
-#[test]
-fn noop() {
-    must_pass("noop");
-}
-
-#[test]
-fn time_parser() {
-    must_pass("time_parser");
-}
-
-#[test]
-fn severity_parser() {
-    must_pass("severity_parser");
-}
-
-#[test]
-fn scope_name_parser() {
-    must_pass("scope_name_parser");
-}
-
-#[test]
-fn parser_common() {
-    must_pass("parser_common");
+case_files! {
+    add => "add",
+    assign_keys => "assign_keys",
+    container => "container",
+    copy => "copy",
+    csv_parser => "csv_parser",
+    filter => "filter",
+    flatten => "flatten",
+    json_array_parser => "json_array_parser",
+    json_parser => "json_parser",
+    key_value_parser => "key_value_parser",
+    move_operator => "move",
+    noop => "noop",
+    parser_common => "parser_common",
+    recombine => "recombine",
+    regex_parser => "regex_parser",
+    regex_replace => "regex_replace",
+    remove => "remove",
+    retain => "retain",
+    router => "router",
+    sanitize_utf8 => "sanitize_utf8",
+    scope_name_parser => "scope_name_parser",
+    severity_parser => "severity_parser",
+    strip_ansi_escape_codes => "strip_ansi_escape_codes",
+    syslog_parser => "syslog_parser",
+    time_parser => "time_parser",
+    trace_parser => "trace_parser",
+    unquote => "unquote",
+    uri_parser => "uri_parser",
 }

@@ -349,7 +349,7 @@ fn binary<'a>(op: BinOp, l: View<'_>, r: View<'_>) -> Result<Val<'a>, EvalError>
         },
         BinOp::Matches => match r {
             View::Str(pattern) => {
-                let re = Regex::new(pattern)
+                let re = crate::go_regex::compile(pattern)
                     .map_err(|e| EvalError::new(format!("invalid regex {pattern:?}: {e}")))?;
                 matches_regex(l, &re)
             }

@@ -11,6 +11,9 @@
 mod eval;
 mod lexer;
 mod parser;
+mod template;
+
+pub(crate) use template::Template;
 
 use centimane_core::{Entry, Value};
 use std::fmt;

@@ -415,7 +415,8 @@ fn combine(infix: Infix, left: Node, right: Node) -> Result<Node, String> {
         Infix::Coalesce => Node::Coalesce(l, r),
         Infix::Op(BinOp::Matches) => match *r {
             Node::Lit(Value::Str(pattern)) => {
-                let re = Regex::new(&pattern).map_err(|e| format!("invalid regex: {e}"))?;
+                let re = crate::go_regex::compile(&pattern)
+                    .map_err(|e| format!("invalid regex: {e}"))?;
                 Node::MatchesLit(l, re)
             }
             other => Node::Binary(BinOp::Matches, l, Box::new(other)),

@@ -1,7 +1,9 @@
-//! `key_value_parser` (stanza.md §5.5): `k=v k2="v 2"` becomes a map of strings. Pairs are
-//! split on `pair_delimiter` outside quotes; each pair on its first `delimiter`; keys and
-//! values are trimmed and lose one surrounding pair of matching quotes. The last duplicate
-//! key wins.
+//! `key_value_parser` (stanza.md §5.5): `k=v k2="v 2"` becomes a map of strings. The text
+//! is split into pairs on `pair_delimiter` outside quotes, with Stanza's quote and escape
+//! rules (quote characters that open or close a quoted section are dropped; a backslash
+//! escapes the next character); each pair is split on its first `delimiter`, and key and
+//! value are whitespace-trimmed. The last duplicate key wins. A pair without the delimiter
+//! fails the whole entry.
 
 use super::{Parse, ParserOp, parser_config};
 use crate::error::ProcessError;
@@ -17,17 +19,21 @@ parser_config!(KeyValueConfig {
 pub(crate) struct KeyValueParser {
     delimiter: String,
     pair_delimiter: String,
+    /// The pairs of the current value, kept to reuse the allocation.
+    pairs: Vec<String>,
 }
 
 pub(crate) fn build(block: JsonMap<String, Json>) -> Result<Box<dyn Operator>, String> {
     let mut cfg: KeyValueConfig = crate::config::from_block(block)?;
     let delimiter = cfg.delimiter.take().unwrap_or_else(|| "=".to_owned());
-    let pair_delimiter = cfg.pair_delimiter.take().unwrap_or_else(|| " ".to_owned());
+    // An empty pair delimiter means the default, as in Stanza.
+    let pair_delimiter = cfg
+        .pair_delimiter
+        .take()
+        .filter(|d| !d.is_empty())
+        .unwrap_or_else(|| " ".to_owned());
     if delimiter.is_empty() {
         return Err("`delimiter` must not be empty".to_owned());
-    }
-    if pair_delimiter.is_empty() {
-        return Err("`pair_delimiter` must not be empty".to_owned());
     }
     if delimiter == pair_delimiter {
         return Err(format!(
@@ -37,55 +43,83 @@ pub(crate) fn build(block: JsonMap<String, Json>) -> Result<Box<dyn Operator>, S
     let parser = KeyValueParser {
         delimiter,
         pair_delimiter,
+        pairs: Vec::new(),
     };
     Ok(Box::new(ParserOp::new(cfg.base()?, parser)))
 }
 
-/// Removes one pair of matching surrounding quotes.
-fn unquote(s: &str) -> &str {
-    for q in ['"', '\''] {
-        if let Some(inner) = s.strip_prefix(q).and_then(|r| r.strip_suffix(q)) {
-            return inner;
-        }
-    }
-    s
-}
-
-impl KeyValueParser {
-    /// The pairs of `text`: split on the pair delimiter outside quotes, empty items skipped.
-    fn pairs<'t>(&self, text: &'t str) -> Result<Vec<&'t str>, ProcessError> {
-        let mut pairs = Vec::new();
-        let mut quote: Option<char> = None;
-        let mut start = 0;
-        let mut i = 0;
-        while i < text.len() {
-            let rest = &text[i..];
-            if quote.is_none() && rest.starts_with(&self.pair_delimiter) {
-                if i > start {
-                    pairs.push(&text[start..i]);
-                }
-                i += self.pair_delimiter.len();
-                start = i;
-                continue;
+/// Stanza's `SplitString`: splits `input` on `delimiter` outside quotes into `out`, dropping
+/// empty items. Quote characters that open or close a quoted section are removed; a
+/// backslash escapes the next character (and is kept unless that character is the current
+/// quote or another backslash).
+pub(crate) fn split_pairs(
+    input: &str,
+    delimiter: &str,
+    out: &mut Vec<String>,
+) -> Result<(), String> {
+    out.clear();
+    let bytes = input.as_bytes();
+    let delim = delimiter.as_bytes();
+    let mut current: Vec<u8> = Vec::new();
+    let mut quote: Option<u8> = None;
+    let mut escaped = false;
+    let mut i = 0;
+    // Only ASCII bytes are ever dropped or inserted, and the delimiter (valid UTF-8) can only
+    // match at character boundaries, so every item stays valid UTF-8.
+    let finish = |current: &mut Vec<u8>, out: &mut Vec<String>| {
+        let item = std::mem::take(current);
+        out.push(
+            String::from_utf8(item)
+                .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
+        );
+    };
+    while i < bytes.len() {
+        let b = bytes[i];
+        if quote.is_none() && bytes[i..].starts_with(delim) {
+            if !current.is_empty() {
+                finish(&mut current, out);
             }
-            let c = rest.chars().next().unwrap_or_default();
-            match quote {
-                None if c == '"' || c == '\'' => quote = Some(c),
-                Some(q) if q == c => quote = None,
+            i += delim.len();
+            continue;
+        }
+        if !escaped {
+            match (quote, b) {
+                (None, b'"' | b'\'') => {
+                    quote = Some(b);
+                    i += 1;
+                    continue;
+                }
+                (Some(q), _) if q == b => {
+                    quote = None;
+                    i += 1;
+                    continue;
+                }
+                (_, b'\\') => {
+                    escaped = true;
+                    i += 1;
+                    continue;
+                }
                 _ => {}
             }
-            i += c.len_utf8();
+        } else {
+            if Some(b) != quote && b != b'\\' {
+                current.push(b'\\');
+            }
+            escaped = false;
         }
-        if quote.is_some() {
-            return Err(ProcessError::KeyValue(
-                "never reached the end of a quoted value".to_owned(),
-            ));
-        }
-        if start < text.len() {
-            pairs.push(&text[start..]);
-        }
-        Ok(pairs)
+        current.push(b);
+        i += 1;
     }
+    if escaped {
+        return Err("found a trailing escape character".to_owned());
+    }
+    if quote.is_some() {
+        return Err("never reached the end of a quoted value".to_owned());
+    }
+    if !current.is_empty() {
+        finish(&mut current, out);
+    }
+    Ok(())
 }
 
 impl Parse for KeyValueParser {
@@ -97,18 +131,24 @@ impl Parse for KeyValueParser {
             });
         };
         if text.is_empty() {
-            return Err(ProcessError::KeyValue(
+            return Err(ProcessError::Invalid(
                 "parse from field is empty".to_owned(),
             ));
         }
-        let mut map = Map::new();
-        for pair in self.pairs(text)? {
-            let (key, val) = pair.split_once(self.delimiter.as_str()).ok_or_else(|| {
-                ProcessError::KeyValue(format!("cannot split '{pair}' into 2 items, got 1 item(s)"))
-            })?;
-            let key = unquote(key.trim());
-            let val = unquote(val.trim());
-            map.insert(key.to_owned(), Value::Str(val.to_owned()));
+        split_pairs(text, &self.pair_delimiter, &mut self.pairs)
+            .map_err(|e| ProcessError::Invalid(format!("failed to parse pairs from input: {e}")))?;
+        let mut map = Map::with_capacity(self.pairs.len());
+        let mut errors = Vec::new();
+        for pair in &self.pairs {
+            match pair.split_once(self.delimiter.as_str()) {
+                Some((key, val)) => {
+                    map.insert(key.trim().to_owned(), Value::Str(val.trim().to_owned()));
+                }
+                None => errors.push(format!("cannot split {pair:?} into 2 items, got 1 item(s)")),
+            }
+        }
+        if !errors.is_empty() {
+            return Err(ProcessError::Invalid(errors.join("; ")));
         }
         Ok(Value::Map(map))
     }
@@ -154,10 +194,11 @@ mod tests {
         for (text, needle) in [
             (
                 Value::from("a=1 b"),
-                "cannot split 'b' into 2 items, got 1 item(s)",
+                "cannot split \"b\" into 2 items, got 1 item(s)",
             ),
             (Value::from(""), "empty"),
             (Value::from("a=\"open"), "quoted value"),
+            (Value::from("a=b\\"), "trailing escape"),
             (Value::Int(1), "cannot be parsed"),
         ] {
             let err = parse(json!({}), text).unwrap_err();
@@ -167,12 +208,34 @@ mod tests {
 
     #[test]
     fn delimiters_must_differ_and_not_be_empty() {
-        for cfg in [
-            json!({"delimiter": " "}),
-            json!({"delimiter": ""}),
-            json!({"pair_delimiter": ""}),
-        ] {
+        for cfg in [json!({"delimiter": " "}), json!({"delimiter": ""})] {
             assert!(parse(cfg, "a=b".into()).is_err());
+        }
+        let m = parse(json!({"pair_delimiter": ""}), "a=b c=d".into()).unwrap();
+        assert_eq!(m.len(), 2, "an empty pair delimiter is the default space");
+    }
+
+    #[test]
+    fn quotes_are_removed_while_splitting() {
+        let m = parse(json!({}), r#"" name "=" v " c='a "b c"' é=ü"#.into()).unwrap();
+        assert_eq!(m["name"], Value::from("v"));
+        assert_eq!(m["c"], Value::from(r#"a "b c""#));
+        assert_eq!(m["é"], Value::from("ü"));
+        let mut out = Vec::new();
+        split_pairs(r#"a\ b "x\"y" \q"#, " ", &mut out).unwrap();
+        assert_eq!(out, ["a", r"\b", r#"x"y"#, r"\q"]);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn never_panics(
+            text in "[a-c=\"' \\\\|é:]{0,30}",
+            delimiter in "(=|:|==|é)",
+            pair_delimiter in "( |\\||,|ab)",
+        ) {
+            if delimiter != pair_delimiter {
+                let _ = parse(json!({"delimiter": delimiter, "pair_delimiter": pair_delimiter}), text.into());
+            }
         }
     }
 }

@@ -1,10 +1,15 @@
 //! Parsers (stanza.md §4.4, §5): each reads `parse_from`, parses it into a value, sets that
 //! at `parse_to`, optionally copies a field into the body, then runs the embedded time,
-//! severity and scope name parsers. Everything but the parse function is shared here.
+//! severity, trace and scope name parsers. Everything but the parse function is shared here.
 
+pub(crate) mod container;
+pub(crate) mod csv;
 pub(crate) mod json;
+pub(crate) mod json_array;
 pub(crate) mod key_value;
 pub(crate) mod regex;
+pub(crate) mod syslog;
+pub(crate) mod uri;
 
 use crate::config::Block;
 use crate::error::ProcessError;
@@ -12,6 +17,7 @@ use crate::operator::Operator;
 use crate::scope::{ScopeNameConfig, ScopeNameParser};
 use crate::severity::{SeverityConfig, SeverityParser};
 use crate::time::{TimeConfig, TimeParser};
+use crate::trace::{TraceConfig, TraceParser};
 use centimane_core::{Entry, Field, Value};
 
 /// Declares a parser's config struct: the parser base keys plus the parser's own.
@@ -28,6 +34,7 @@ macro_rules! parser_config {
             body: Option<centimane_core::Field>,
             timestamp: Option<$crate::config::Block<$crate::time::TimeConfig>>,
             severity: Option<$crate::config::Block<$crate::severity::SeverityConfig>>,
+            trace: Option<$crate::config::Block<$crate::trace::TraceConfig>>,
             scope_name: Option<$crate::config::Block<$crate::scope::ScopeNameConfig>>,
             $($fields)*
         }
@@ -41,6 +48,7 @@ macro_rules! parser_config {
                     self.body.take(),
                     self.timestamp.take(),
                     self.severity.take(),
+                    self.trace.take(),
                     self.scope_name.take(),
                 )
             }
@@ -61,6 +69,7 @@ pub(crate) struct ParserBase {
     body: Option<Field>,
     time: Option<TimeParser>,
     severity: Option<SeverityParser>,
+    trace: Option<TraceParser>,
     scope_name: Option<ScopeNameParser>,
 }
 
@@ -71,6 +80,7 @@ impl ParserBase {
         body: Option<Field>,
         time: Option<Block<TimeConfig>>,
         severity: Option<Block<SeverityConfig>>,
+        trace: Option<Block<TraceConfig>>,
         scope_name: Option<Block<ScopeNameConfig>>,
     ) -> Result<ParserBase, String> {
         if body.is_some() && parse_to == Field::body() {
@@ -88,17 +98,58 @@ impl ParserBase {
                 .map(|Block(cfg)| SeverityParser::build(cfg))
                 .transpose()
                 .map_err(|e| format!("`severity`: {e}"))?,
+            trace: trace.map(|Block(cfg)| TraceParser::build(cfg)),
             scope_name: scope_name.map(|Block(cfg)| ScopeNameParser::build(cfg)),
         })
     }
 
-    /// Runs the embedded parsers. All of them run even if one fails; their errors are
-    /// reported together.
-    fn run_embedded(&mut self, entry: &mut Entry) -> Result<(), ProcessError> {
-        let mut errors = Vec::new();
-        let embedded: [Option<&mut dyn Operator>; 3] = [
+    /// The whole parser flow with `parser` as the parse step.
+    pub(crate) fn apply_with(
+        &mut self,
+        parser: &mut impl Parse,
+        entry: &mut Entry,
+    ) -> Result<(), ProcessError> {
+        let parsed = parser.parse(self.read(entry)?)?;
+        self.write(entry, parsed)?;
+        self.run_embedded(entry, Vec::new())
+    }
+
+    /// The `parse_from` value.
+    pub(crate) fn read<'e>(&self, entry: &'e Entry) -> Result<&'e Value, ProcessError> {
+        self.parse_from
+            .get(entry)
+            .ok_or_else(|| ProcessError::MissingField(self.parse_from.clone()))
+    }
+
+    /// Sets the parsed value at `parse_to` and copies the `body` field, if one is set.
+    pub(crate) fn write(&self, entry: &mut Entry, parsed: Value) -> Result<(), ProcessError> {
+        self.parse_to.set(entry, parsed)?;
+        if let Some(value) = self.body.as_ref().and_then(|field| field.get(entry)) {
+            entry.body = value.clone();
+        }
+        Ok(())
+    }
+
+    pub(crate) fn parse_to(&self) -> &Field {
+        &self.parse_to
+    }
+
+    /// Whether a `timestamp:` block was configured.
+    pub(crate) fn has_time_parser(&self) -> bool {
+        self.time.is_some()
+    }
+
+    /// Runs the embedded parsers after the errors already in `errors` (a parser's own time
+    /// step goes first). All of them run even if one fails; the errors are reported together.
+    pub(crate) fn run_embedded(
+        &mut self,
+        entry: &mut Entry,
+        mut errors: Vec<ProcessError>,
+    ) -> Result<(), ProcessError> {
+        let embedded: [Option<&mut dyn Operator>; 4] = [
             self.time.as_mut().map(|p| p as &mut dyn Operator),
             self.severity.as_mut().map(|p| p as &mut dyn Operator),
+            self.trace.as_mut().map(|p| p as &mut dyn Operator),
             self.scope_name.as_mut().map(|p| p as &mut dyn Operator),
         ];
         for parser in embedded.into_iter().flatten() {
@@ -128,17 +179,7 @@ impl<P: Parse> ParserOp<P> {
 
 impl<P: Parse> Operator for ParserOp<P> {
     fn apply(&mut self, entry: &mut Entry) -> Result<(), ProcessError> {
-        let base = &mut self.base;
-        let value = base
-            .parse_from
-            .get(entry)
-            .ok_or_else(|| ProcessError::MissingField(base.parse_from.clone()))?;
-        let parsed = self.parser.parse(value)?;
-        base.parse_to.set(entry, parsed)?;
-        if let Some(value) = base.body.as_ref().and_then(|field| field.get(entry)) {
-            entry.body = value.clone();
-        }
-        base.run_embedded(entry)
+        self.base.apply_with(&mut self.parser, entry)
     }
 }
 

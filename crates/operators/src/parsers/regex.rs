@@ -35,7 +35,7 @@ pub(crate) struct RegexParser {
 
 pub(crate) fn build(block: JsonMap<String, Json>) -> Result<Box<dyn Operator>, String> {
     let mut cfg: RegexConfig = crate::config::from_block(block)?;
-    let regex = Regex::new(&cfg.regex).map_err(|e| format!("`regex`: {e}"))?;
+    let regex = crate::go_regex::compile(&cfg.regex).map_err(|e| format!("`regex`: {e}"))?;
     let names: Vec<(usize, String)> = regex
         .capture_names()
         .enumerate()

@@ -47,12 +47,65 @@ pub(crate) struct TimeParser {
 
 #[derive(Debug)]
 enum Kind {
-    Layout {
-        layout: Layout,
-        location: TimeZone,
-        zones: zone::ZoneCache,
-    },
+    Layout(LayoutIn),
     Epoch(EpochLayout),
+}
+
+/// A translated layout and the location that applies when a value names no zone. Parsers
+/// that read times of a fixed shape (syslog, container) use one directly.
+#[derive(Debug)]
+pub(crate) struct LayoutIn {
+    layout: Layout,
+    location: TimeZone,
+    zones: zone::ZoneCache,
+}
+
+impl LayoutIn {
+    /// A Go reference layout read in `location`.
+    pub(crate) fn gotime(layout: &str, location: TimeZone) -> Result<LayoutIn, String> {
+        Ok(LayoutIn {
+            layout: Layout::gotime(layout)?,
+            location,
+            zones: zone::ZoneCache::default(),
+        })
+    }
+
+    /// A strptime layout read in `location`.
+    #[cfg(feature = "fuzzing")]
+    pub(crate) fn strptime(layout: &str, location: TimeZone) -> Result<LayoutIn, String> {
+        Ok(LayoutIn {
+            layout: Layout::strptime(layout)?,
+            location,
+            zones: zone::ZoneCache::default(),
+        })
+    }
+
+    /// Reads `text`; `now` is called only for layouts without a year (this year, or last
+    /// year if that puts the time more than a week ahead).
+    pub(crate) fn parse(
+        &mut self,
+        text: &str,
+        now: impl FnOnce() -> Timestamp,
+    ) -> Result<Timestamp, TimeError> {
+        let parsed = parse::parse(&self.layout, text)?;
+        let out_of_range = |e: jiff::Error| TimeError::OutOfRange(e.to_string());
+        if self.layout.has_year {
+            let civil = civil(i32::from(parsed.year), &parsed).map_err(out_of_range)?;
+            let tz = zone::zone_for(&parsed, civil, &self.location, &mut self.zones);
+            return tz.to_timestamp(civil).map_err(out_of_range);
+        }
+        let now = now();
+        let year = i32::from(self.location.to_datetime(now).year());
+        let this_year = civil(year, &parsed).map_err(out_of_range)?;
+        let tz = zone::zone_for(&parsed, this_year, &self.location, &mut self.zones);
+        let ts = tz.to_timestamp(this_year).map_err(out_of_range)?;
+        let limit = now.checked_add(MAX_FUTURE).map_err(out_of_range)?;
+        if ts <= limit {
+            return Ok(ts);
+        }
+        let last_year = civil(year - 1, &parsed).map_err(out_of_range)?;
+        tz.to_timestamp(last_year).map_err(out_of_range)
+    }
 }
 
 /// A year-less value later than this after now belongs to the previous year.
@@ -149,7 +202,7 @@ fn element_name(token: &Token) -> &'static str {
 
 /// The host's zone (`Local`), honouring `TZ`. Read afresh at each build, so a config reload
 /// sees a changed `TZ`; UTC if the zone cannot be determined.
-fn local_zone() -> TimeZone {
+pub(crate) fn local_zone() -> TimeZone {
     jiff::tz::reset_system_time_zone_cache();
     TimeZone::try_system().unwrap_or(TimeZone::UTC)
 }
@@ -172,11 +225,11 @@ impl TimeParser {
                     None if layout.ends_with_z => TimeZone::UTC,
                     None => local_zone(),
                 };
-                Kind::Layout {
+                Kind::Layout(LayoutIn {
                     layout,
                     location,
                     zones: zone::ZoneCache::default(),
-                }
+                })
             }
         };
         Ok(TimeParser {
@@ -191,38 +244,15 @@ impl TimeParser {
         value: &Value,
         now: impl FnOnce() -> Timestamp,
     ) -> Result<Timestamp, TimeError> {
-        let (layout, location, zones) = match &mut self.kind {
+        let layout = match &mut self.kind {
             Kind::Epoch(epoch) => return epoch.parse(value),
-            Kind::Layout {
-                layout,
-                location,
-                zones,
-            } => (layout, location, zones),
+            Kind::Layout(layout) => layout,
         };
-        let text = match value {
-            Value::Str(s) => std::borrow::Cow::Borrowed(s.as_str()),
-            Value::Bytes(b) => String::from_utf8_lossy(b),
-            other => return Err(TimeError::WrongType(other.type_name())),
-        };
-        let parsed = parse::parse(layout, &text)?;
-        let out_of_range = |e: jiff::Error| TimeError::OutOfRange(e.to_string());
-        if layout.has_year {
-            let civil = civil(i32::from(parsed.year), &parsed).map_err(out_of_range)?;
-            let tz = zone::zone_for(&parsed, civil, location, zones);
-            return tz.to_timestamp(civil).map_err(out_of_range);
+        match value {
+            Value::Str(s) => layout.parse(s, now),
+            Value::Bytes(b) => layout.parse(&String::from_utf8_lossy(b), now),
+            other => Err(TimeError::WrongType(other.type_name())),
         }
-        // No year in the layout: this year, or last year if that is more than a week ahead.
-        let now = now();
-        let year = i32::from(location.to_datetime(now).year());
-        let this_year = civil(year, &parsed).map_err(out_of_range)?;
-        let tz = zone::zone_for(&parsed, this_year, location, zones);
-        let ts = tz.to_timestamp(this_year).map_err(out_of_range)?;
-        let limit = now.checked_add(MAX_FUTURE).map_err(out_of_range)?;
-        if ts <= limit {
-            return Ok(ts);
-        }
-        let last_year = civil(year - 1, &parsed).map_err(out_of_range)?;
-        tz.to_timestamp(last_year).map_err(out_of_range)
     }
 }
 
@@ -383,7 +413,64 @@ mod tests {
         "%Y-%m-%d %H:%M:%S.%f",
     ];
 
+    /// Go layouts, the strftime spelling jiff writes them with, and how many fractional
+    /// digits survive the round trip (-1: not even the seconds).
+    const GO_ROUND_TRIP_LAYOUTS: [(&str, &str, i32); 6] = [
+        (
+            "2006-01-02T15:04:05.999999999Z07:00",
+            "%Y-%m-%dT%H:%M:%S%.f%:z",
+            9,
+        ),
+        ("Mon Jan _2 15:04:05 2006", "%a %b %e %H:%M:%S %Y", 0),
+        ("02 Jan 06 15:04 -0700", "%d %b %y %H:%M %z", -1),
+        (
+            "Monday, 02-Jan-2006 15:04:05.000 -07:00",
+            "%A, %d-%b-%Y %H:%M:%S%.3f %:z",
+            3,
+        ),
+        ("20060102150405", "%Y%m%d%H%M%S", 0),
+        (
+            "January 2, 2006 3:04:05.000000 PM -07",
+            "%B %-d, %Y %-I:%M:%S%.6f %p %z",
+            6,
+        ),
+    ];
+
     proptest! {
+        #[test]
+        fn gotime_round_trips_through_jiff(
+            secs in -2_000_000_000i64..4_000_000_000i64,
+            nanos in 0i32..1_000_000_000,
+            offset_hours in -12i32..=14,
+            which in 0usize..GO_ROUND_TRIP_LAYOUTS.len(),
+        ) {
+            let (layout, strftime, digits) = GO_ROUND_TRIP_LAYOUTS[which];
+            let has_offset = strftime.contains('z');
+            let offset = jiff::tz::Offset::from_hours(offset_hours as i8).unwrap();
+            // Layouts without an offset are read in the location: a whole-hour Etc/GMT zone
+            // standing for the offset (the sign is inverted in those names).
+            let location = if has_offset { "UTC".to_owned() } else { format!("Etc/GMT{:+}", -offset_hours) };
+            // Two-digit years only cover 1969..2068.
+            let secs = if layout.contains(" 06 ") { secs.rem_euclid(3_000_000_000) } else { secs };
+            let t = Timestamp::new(secs, nanos).unwrap();
+            let zoned = t.to_zoned_datetime(TimeZone::fixed(offset));
+            let mut text = zoned.strftime(strftime).to_string();
+            if layout.ends_with("-07") {
+                // `%z` writes minutes too; this layout has hours only.
+                text.truncate(text.len() - 2);
+            }
+            let mut p = parser(json!({"layout_type": "gotime", "layout": layout, "location": location}));
+            let got = p.parse_value(&Value::Str(text.clone()), Timestamp::now).unwrap();
+            let scale = 10i32.pow(9 - digits.max(0) as u32);
+            let mut want = zoned.datetime().with().subsec_nanosecond(nanos / scale * scale);
+            if digits < 0 {
+                want = want.second(0);
+            }
+            let want = want.build().unwrap();
+            let want = TimeZone::fixed(offset).to_timestamp(want).unwrap();
+            prop_assert_eq!(got, want, "{} as {}", text, layout);
+        }
+
         #[test]
         fn never_panics_on_arbitrary_input(value in "\\PC{0,40}", layout in "[%a-zA-Z0-9 :./-]{0,20}") {
             if let Ok(l) = Layout::strptime(&layout) {

@@ -1,24 +1,12 @@
-//! Transformers (stanza.md §6): `noop`, `add`, `copy`, `move` and `remove`.
+//! The basic field transformers (stanza.md §6): `noop`, `add`, `copy`, `move` and `remove`.
 
+use super::{Built, plain};
 use crate::error::ProcessError;
 use crate::expr::Expr;
 use crate::operator::Operator;
-use centimane_core::{Entry, Field, FieldRoot, Value};
+use centimane_core::{Entry, Field, Value};
 use serde::Deserialize;
 use serde_json::{Map as JsonMap, Value as Json};
-
-type Built = Result<Box<dyn Operator>, String>;
-
-/// A plain field (§2): `body` or anything below a root, but not the bare `attributes` or
-/// `resource`, which only accept maps.
-fn plain(key: &str, field: Field) -> Result<Field, String> {
-    if field.is_root() && field.root() != FieldRoot::Body {
-        return Err(format!(
-            "`{key}`: `{field}` needs a key below it, like `{field}.name`"
-        ));
-    }
-    Ok(field)
-}
 
 /// `noop`: forwards entries unchanged.
 struct Noop;
