@@ -435,14 +435,14 @@ pub fn parse(
                 );
             }
             for (id, e) in &exporters {
-                if let Some(storage) = e.storage() {
-                    if !enabled_storages.contains(storage) {
-                        ctx.errors.push(ConfigError {
-                            line: None,
-                            place: format!("exporters.{id}"),
-                            message: format!("`sending_queue.storage` names `{storage}`, which is not a `file_storage` extension listed in `service.extensions`"),
-                        });
-                    }
+                if let Some(storage) = e.storage()
+                    && !enabled_storages.contains(storage)
+                {
+                    ctx.errors.push(ConfigError {
+                        line: None,
+                        place: format!("exporters.{id}"),
+                        message: format!("`sending_queue.storage` names `{storage}`, which is not a `file_storage` extension listed in `service.extensions`"),
+                    });
                 }
             }
             for (id, r) in &receivers {
