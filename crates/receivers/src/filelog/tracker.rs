@@ -680,6 +680,10 @@ impl Tracker {
             }
         }
         let mut entries = Vec::with_capacity(lines.len());
+        // The attributes every entry of this batch starts with (file attributes, then the
+        // header's), built once: cloning a map copies its hash table as it is, where
+        // inserting the keys again would hash each of them for every line.
+        let mut common: Option<Map> = None;
         for line in lines {
             if !f.header_done {
                 if let Some(h) = self.header.as_mut() {
@@ -702,17 +706,23 @@ impl Tracker {
                 }
                 f.header_done = true;
             }
+            // Header lines come first: once past them, the header's attributes are final.
+            let attributes = common.get_or_insert_with(|| {
+                let mut m = Map::with_capacity(file_attrs.len() + f.header_attributes.len());
+                for (k, v) in &file_attrs {
+                    m.insert((*k).to_owned(), v.clone());
+                }
+                for (k, v) in &f.header_attributes {
+                    m.insert(k.clone(), v.clone());
+                }
+                m
+            });
             let mut entry = Entry {
                 body: line.body,
                 observed_timestamp: observed,
+                attributes: attributes.clone(),
                 ..Entry::default()
             };
-            for (k, v) in &file_attrs {
-                entry.attributes.insert((*k).to_owned(), v.clone());
-            }
-            for (k, v) in &f.header_attributes {
-                entry.attributes.insert(k.clone(), v.clone());
-            }
             if flags.record_number {
                 entry.attributes.insert(
                     "log.file.record_number".into(),
