@@ -43,7 +43,7 @@ impl Batch {
     /// Freezes the entries for fan-out: exporters read them and never change them.
     pub fn into_shared(self) -> SharedBatch {
         SharedBatch {
-            entries: Arc::new(self.entries),
+            entries: Arc::new(Entries(self.entries)),
             acks: self.acks,
         }
     }
@@ -53,8 +53,32 @@ impl Batch {
 /// this exporter's own holders of the tokens.
 #[derive(Debug, Clone)]
 pub struct SharedBatch {
-    pub entries: Arc<Vec<Entry>>,
+    pub entries: Arc<Entries>,
     pub acks: AckSet,
+}
+
+/// The entries of a [`SharedBatch`], read through `Deref`. When the last exporter lets go
+/// of them they are [disposed](crate::recycle::dispose): freed on a receiver's thread.
+#[derive(Debug, Default, PartialEq)]
+pub struct Entries(Vec<Entry>);
+
+impl Entries {
+    pub fn new(entries: Vec<Entry>) -> Self {
+        Entries(entries)
+    }
+}
+
+impl std::ops::Deref for Entries {
+    type Target = Vec<Entry>;
+    fn deref(&self) -> &Vec<Entry> {
+        &self.0
+    }
+}
+
+impl Drop for Entries {
+    fn drop(&mut self) {
+        crate::recycle::dispose(std::mem::take(&mut self.0));
+    }
 }
 
 impl SharedBatch {

@@ -12,11 +12,12 @@ pub mod config;
 pub mod entry;
 pub mod field;
 pub mod operator;
+pub mod recycle;
 pub mod transport;
 pub mod value;
 
 pub use ack::{AckListener, AckSet, AckStatus, AckToken};
-pub use batch::{Batch, SharedBatch};
+pub use batch::{Batch, Entries, SharedBatch};
 pub use entry::{Entry, Timestamp};
 pub use field::{Field, FieldError, FieldRoot};
 pub use operator::OperatorChain;

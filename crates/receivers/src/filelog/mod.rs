@@ -188,6 +188,9 @@ fn run(
     acks: Receiver<(u64, AckStatus)>,
     wake: Receiver<()>,
 ) {
+    // This thread allocated the entries: it frees them too once exporters are done with
+    // them (see `centimane_core::recycle`), whenever it wakes up or builds a batch.
+    let _collector = centimane_core::recycle::Collector::register();
     let poll_interval = setup.config.poll_interval.0;
     let FilelogSetup {
         mut chain,
@@ -205,6 +208,7 @@ fn run(
     let mut next_poll = std::time::Instant::now() + poll_interval;
     let mut last_poll = std::time::Instant::now();
     while !tracker.stopping() {
+        centimane_core::recycle::collect();
         select! {
             recv(acks) -> msg => {
                 if let Ok((id, status)) = msg {
@@ -242,6 +246,7 @@ fn run(
     drop(sender);
     let deadline = std::time::Instant::now() + drain_timeout;
     while tracker.in_flight() > 0 {
+        centimane_core::recycle::collect();
         match acks.recv_deadline(deadline) {
             Ok((id, status)) => tracker.on_ack(id, status),
             Err(_) => {
@@ -282,7 +287,8 @@ impl BatchSender {
                     }
                     Ok(Err(_closed)) => return false,
                     Err(_timeout) if self.stop.load(Ordering::Acquire) => return false,
-                    Err(_timeout) => {}
+                    // Waiting for room downstream: free what exporters are done with.
+                    Err(_timeout) => centimane_core::recycle::collect(),
                 }
             }
         }

@@ -636,6 +636,8 @@ impl Tracker {
         chain: &mut dyn OperatorChain,
         end: (u64, u64),
     ) -> Batch {
+        // Free the entries exporters are done with here, where they were allocated.
+        centimane_core::recycle::collect();
         let observed = Timestamp::now();
         let flags = &self.attributes;
         let f = self.files.get_mut(&key).expect("file of the batch");
