@@ -10,9 +10,15 @@ pub trait OperatorChain: Send {
     /// `on_error` and never stop the chain.
     fn process(&mut self, entries: Vec<Entry>, out: &mut Vec<Entry>);
 
-    /// Emits entries that operators hold back (e.g. a multi-line combine waiting for its next
-    /// line). Called on a timer and when the receiver stops.
+    /// Emits every entry that operators hold back (e.g. a multi-line combine waiting for its
+    /// next line). Called when the receiver stops.
     fn flush(&mut self, out: &mut Vec<Entry>) {
+        let _ = out;
+    }
+
+    /// Emits only the held entries whose hold period (`force_flush_period`) has expired.
+    /// Called on a timer, so a held entry goes out even when no further input arrives.
+    fn flush_expired(&mut self, out: &mut Vec<Entry>) {
         let _ = out;
     }
 }

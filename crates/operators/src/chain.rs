@@ -255,13 +255,6 @@ fn topological_order(nodes: &[Node]) -> Result<Vec<usize>, ConfigError> {
 }
 
 impl Chain {
-    /// Emits the entries that operators have held longer than their `force_flush_period`
-    /// (recombine, the container parser's partial lines). Meant for a periodic timer; `process`
-    /// also does it after each batch. [`OperatorChain::flush`] emits everything.
-    pub fn flush_expired(&mut self, out: &mut Vec<Entry>) {
-        self.pass(None, Some(Flush::Expired), out);
-    }
-
     /// One pass over the nodes in topological order: each runs its inbox (the input batch
     /// for the first node), then optionally flushes, then hands its ports to their targets.
     fn pass(&mut self, input: Option<Vec<Entry>>, flush: Option<Flush>, out: &mut Vec<Entry>) {
@@ -320,6 +313,13 @@ impl OperatorChain for Chain {
 
     fn flush(&mut self, out: &mut Vec<Entry>) {
         self.pass(None, Some(Flush::All), out);
+    }
+
+    /// Emits the entries that operators have held longer than their `force_flush_period`
+    /// (recombine, the container parser's partial lines); `process` also does it after
+    /// each batch.
+    fn flush_expired(&mut self, out: &mut Vec<Entry>) {
+        self.pass(None, Some(Flush::Expired), out);
     }
 }
 

@@ -7,7 +7,7 @@
 //! operator's `on_error` decides whether the entry goes on.
 //!
 //! Operators that hold entries back (`recombine`, and `container` for split CRI lines)
-//! release them on [`centimane_core::OperatorChain::flush`], on [`Chain::flush_expired`]
+//! release them on [`centimane_core::OperatorChain::flush`], on [`centimane_core::OperatorChain::flush_expired`]
 //! once their `force_flush_period` has passed, and when a later `process` call finds
 //! them expired.
 

@@ -121,101 +121,112 @@ impl Recombiner {
         }
     }
 
-    /// The text to combine, if `entry` has one (a string, or bytes read as text).
-    fn text(&self, entry: &Entry) -> Option<String> {
-        match self.settings.combine_field.get(entry)? {
-            Value::Str(s) => Some(s.clone()),
-            Value::Bytes(b) => Some(String::from_utf8_lossy(b).into_owned()),
-            _ => None,
-        }
-    }
-
     /// Adds `entry`, whose expression evaluated to `matches`, and writes to `out` whatever
-    /// that completes.
+    /// that completes. Only a new batch costs an allocation for its source key.
     pub(crate) fn push(&mut self, entry: Entry, matches: bool, out: &mut Vec<Entry>) {
-        let Some(text) = self.text(&entry) else {
+        if !matches!(
+            self.settings.combine_field.get(&entry),
+            Some(Value::Str(_) | Value::Bytes(_))
+        ) {
             // Nothing to combine: the entry goes on alone.
             out.push(entry);
             return;
-        };
+        }
         let source = match self.settings.source_identifier.get(&entry) {
             Some(Value::Str(s)) if !s.is_empty() => s.as_str(),
             _ => DEFAULT_SOURCE,
         };
-        match (matches, self.settings.match_means) {
-            (true, MatchMeans::First) => {
-                let source = source.to_owned();
-                self.flush_source(&source, out);
-                self.add(source, entry, text, true, out);
+        let slot = self.batches.get_index_of(source);
+        let index = match (slot, matches, self.settings.match_means) {
+            // A first line closes the source's open batch and starts a new one.
+            (Some(i), true, MatchMeans::First) => {
+                let key = match self.batches.shift_remove_index(i) {
+                    Some((key, batch)) => {
+                        out.push(self.combine(batch));
+                        key
+                    }
+                    None => source.to_owned(),
+                };
+                self.open(key, entry, matches, out)
             }
-            (true, MatchMeans::Last) => {
-                let source = source.to_owned();
-                self.add(source.clone(), entry, text, true, out);
-                self.flush_source(&source, out);
+            (Some(i), _, _) => {
+                self.append(i, entry, matches);
+                i
             }
-            (false, _) => {
-                let source = source.to_owned();
-                self.add(source, entry, text, false, out);
+            (None, _, _) => {
+                let key = source.to_owned();
+                self.open(key, entry, matches, out)
             }
-        }
-    }
-
-    fn add(
-        &mut self,
-        source: String,
-        entry: Entry,
-        text: String,
-        matches: bool,
-        out: &mut Vec<Entry>,
-    ) {
+        };
         let s = &self.settings;
-        if !self.batches.contains_key(&source) {
-            if self.batches.len() >= s.max_sources {
-                tracing::warn!(
-                    "recombine: more than max_sources ({}) sources; flushing all batches",
-                    s.max_sources
-                );
-                self.flush_all(out);
-            }
-            self.batches.insert(
-                source.clone(),
-                Batch {
-                    base: entry,
-                    entries: 1,
-                    combined: text,
-                    opened: Instant::now(),
-                    matched: matches,
-                },
-            );
-        } else if let Some(batch) = self.batches.get_mut(&source) {
-            batch.entries += 1;
-            batch.matched |= matches;
-            if s.overwrite_with == OverwriteWith::Newest {
-                batch.base = entry;
-            }
-            // As Stanza's buffer: the separator goes between non-empty texts.
-            if !batch.combined.is_empty() {
-                batch.combined.push_str(&s.combine_with);
-            }
-            batch.combined.push_str(&text);
-        }
-        let s = &self.settings;
-        let full = self.batches.get(&source).is_some_and(|b| {
+        let full = self.batches.get_index(index).is_some_and(|(_, b)| {
             (s.max_log_size > 0 && b.combined.len() as u64 > s.max_log_size)
                 || (s.max_batch_size > 0 && b.entries >= s.max_batch_size)
                 || (!b.matched
                     && s.max_unmatched_batch_size > 0
                     && b.entries >= s.max_unmatched_batch_size)
         });
-        if full {
-            self.flush_source(&source, out);
+        let last = matches && self.settings.match_means == MatchMeans::Last;
+        if (full || last)
+            && let Some((_, batch)) = self.batches.shift_remove_index(index)
+        {
+            out.push(self.combine(batch));
         }
     }
 
-    /// Writes the combined entry of `source`'s batch, if it has one.
-    fn flush_source(&mut self, source: &str, out: &mut Vec<Entry>) {
-        if let Some(batch) = self.batches.shift_remove(source) {
-            out.push(self.combine(batch));
+    /// The combine field's text (a string, or bytes read as text); `push` checked the type.
+    fn text(field: &Field, entry: &Entry) -> String {
+        match field.get(entry) {
+            Some(Value::Str(s)) => s.clone(),
+            Some(Value::Bytes(b)) => String::from_utf8_lossy(b).into_owned(),
+            _ => String::new(),
+        }
+    }
+
+    /// Opens a batch for `source` with `entry`; returns its index.
+    fn open(&mut self, source: String, entry: Entry, matches: bool, out: &mut Vec<Entry>) -> usize {
+        // Stanza compares with `>=` even when `max_sources` is 0, so 0 keeps one source.
+        if self.batches.len() >= self.settings.max_sources {
+            tracing::warn!(
+                "recombine: more than max_sources ({}) sources; flushing all batches",
+                self.settings.max_sources
+            );
+            self.flush_all(out);
+        }
+        let combined = Self::text(&self.settings.combine_field, &entry);
+        let (index, _) = self.batches.insert_full(
+            source,
+            Batch {
+                base: entry,
+                entries: 1,
+                combined,
+                opened: Instant::now(),
+                matched: matches,
+            },
+        );
+        index
+    }
+
+    /// Adds `entry` to the open batch at `index`.
+    fn append(&mut self, index: usize, entry: Entry, matches: bool) {
+        let s = &self.settings;
+        let Some((_, batch)) = self.batches.get_index_mut(index) else {
+            return;
+        };
+        batch.entries += 1;
+        batch.matched |= matches;
+        // As Stanza's buffer: the separator goes between non-empty texts.
+        let text = match s.combine_field.get(&entry) {
+            Some(Value::Str(t)) => std::borrow::Cow::Borrowed(t.as_str()),
+            Some(Value::Bytes(b)) => String::from_utf8_lossy(b),
+            _ => std::borrow::Cow::Borrowed(""),
+        };
+        if !batch.combined.is_empty() {
+            batch.combined.push_str(&s.combine_with);
+        }
+        batch.combined.push_str(&text);
+        if s.overwrite_with == OverwriteWith::Newest {
+            batch.base = entry;
         }
     }
 
@@ -249,14 +260,18 @@ impl Recombiner {
                 }
                 let period = self.settings.force_flush_period;
                 let now = Instant::now();
-                let expired: Vec<String> = self
-                    .batches
-                    .iter()
-                    .filter(|(_, b)| now.duration_since(b.opened) >= period)
-                    .map(|(source, _)| source.clone())
-                    .collect();
-                for source in expired {
-                    self.flush_source(&source, out);
+                let is_expired = |b: &Batch| now.duration_since(b.opened) >= period;
+                if !self.batches.values().any(is_expired) {
+                    return;
+                }
+                // Keep the open order of what stays and of what goes.
+                let (expired, kept): (IndexMap<_, _>, IndexMap<_, _>) =
+                    std::mem::take(&mut self.batches)
+                        .into_iter()
+                        .partition(|(_, b)| is_expired(b));
+                self.batches = kept;
+                for (_, batch) in expired {
+                    out.push(self.combine(batch));
                 }
             }
         }

@@ -230,13 +230,21 @@ fn run(
                 }
                 last_poll = std::time::Instant::now();
                 tracker.poll(chain.as_mut(), &sender);
+                // Entries operators hold (recombine, CRI partials) whose hold period ran
+                // out go now, not only when more input arrives.
+                let mut expired = Vec::new();
+                chain.flush_expired(&mut expired);
+                if !expired.is_empty() {
+                    sender.send(Batch::new(expired, Default::default()));
+                }
                 tracker.save_checkpoint();
                 next_poll = last_poll + poll_interval;
             }
         }
     }
-    // Entries the operators hold (none for the operators of this build) go out without
-    // offsets: nothing can be committed for them.
+    // Held entries carry no offsets: their lines' offsets were committed with the batches
+    // that brought them in. (A crash while entries are held therefore loses them; the ack
+    // tokens should travel with held entries — a known gap.)
     let mut held = Vec::new();
     chain.flush(&mut held);
     if !held.is_empty() {
