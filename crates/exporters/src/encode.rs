@@ -11,6 +11,7 @@
 //! grouping, fields in tag order, proto3 defaults omitted, minimal varints); the tests
 //! compare the two.
 
+use bytes::Bytes;
 use centimane_core::{Entry, Map, Timestamp, Value};
 
 // Wire types.
@@ -23,69 +24,20 @@ const fn key(field: u8, wire: u8) -> u8 {
     (field << 3) | wire
 }
 
+/// Room kept for a length-delimited field's key and length, before its length is known
+/// (one byte of key, up to five of length).
+const HEADER_ROOM: usize = 6;
+
 /// The encoded request for `entries`, grouped as [`crate::to_otlp_request`] groups them.
-pub(crate) fn encode_request(entries: &[Entry]) -> Vec<u8> {
-    let groups = group(entries);
-    // Every length, inside out, before writing anything: a length-delimited field's length
-    // comes before its bytes.
-    let record_lens: Vec<usize> = entries.iter().map(record_len).collect();
-    let mut sizes = Vec::with_capacity(groups.len());
-    let mut total = 0;
-    for g in &groups {
-        let resource = kvs_len(g.resource);
-        let mut scopes = Vec::with_capacity(g.scopes.len());
-        let mut group_len = field_len(resource);
-        for s in &g.scopes {
-            let scope = string_field_len(s.name);
-            let records: usize = s.records.iter().map(|&i| field_len(record_lens[i])).sum();
-            let scope_logs = field_len(scope) + records;
-            group_len += field_len(scope_logs);
-            scopes.push((scope, scope_logs));
-        }
-        total += field_len(group_len);
-        sizes.push((group_len, resource, scopes));
-    }
-    let mut out = Vec::with_capacity(total);
-    for (g, (group_len, resource, scopes)) in groups.iter().zip(&sizes) {
-        // ExportLogsServiceRequest.resource_logs = 1
-        put_len_key(&mut out, 1, *group_len);
-        // ResourceLogs.resource = 1: Resource.attributes = 1
-        put_len_key(&mut out, 1, *resource);
-        put_kvs(&mut out, 1, g.resource);
-        for (s, (scope, scope_logs)) in g.scopes.iter().zip(scopes) {
-            // ResourceLogs.scope_logs = 2
-            put_len_key(&mut out, 2, *scope_logs);
-            // ScopeLogs.scope = 1: InstrumentationScope.name = 1
-            put_len_key(&mut out, 1, *scope);
-            put_string_field(&mut out, 1, s.name);
-            for &i in &s.records {
-                // ScopeLogs.log_records = 2
-                put_len_key(&mut out, 2, record_lens[i]);
-                put_record(&mut out, &entries[i]);
-            }
-        }
-    }
-    debug_assert_eq!(
-        out.len(),
-        total,
-        "the lengths computed first match the bytes written"
-    );
-    out
-}
-
-/// Entries sharing a resource (equal maps), in first-seen order.
-struct Group<'a> {
-    resource: &'a Map,
-    scopes: Vec<Scope<'a>>,
-}
-
-/// Entries of one group sharing a scope name, in first-seen order.
-struct Scope<'a> {
-    name: &'a str,
-    records: Vec<usize>,
-}
-
-fn group(entries: &[Entry]) -> Vec<Group<'_>> {
+///
+/// One pass over the entries: each record's length is computed and the record written
+/// right away, while the entry is still in the cache (the entries were built on another
+/// thread, and a second walk over a batch of thousands missed the cache all over again).
+/// The records of a scope go into that scope's buffer; the keys and lengths that enclose
+/// them are written once the sizes are known. In the usual batch, one resource and one
+/// scope, they fill room kept at the front of that buffer, which then becomes the request
+/// without a copy.
+pub(crate) fn encode_request(entries: &[Entry]) -> Bytes {
     let mut groups: Vec<Group<'_>> = Vec::new();
     // As in `to_otlp_request`: try the previous entry's group and scope first.
     let mut last_group = 0;
@@ -101,30 +53,132 @@ fn group(entries: &[Entry]) -> Vec<Group<'_>> {
         let gi = found.unwrap_or_else(|| {
             groups.push(Group {
                 resource: &entry.resource,
+                resource_len: kvs_len(&entry.resource),
                 scopes: Vec::new(),
             });
             groups.len() - 1
         });
         last_group = gi;
-        let scopes = &mut groups[gi].scopes;
-        let si = match scopes.last() {
-            Some(s) if s.name == entry.scope_name => scopes.len() - 1,
-            _ => match scopes.iter().position(|s| s.name == entry.scope_name) {
+        let g = &mut groups[gi];
+        let si = match g.scopes.last() {
+            Some(s) if s.name == entry.scope_name => g.scopes.len() - 1,
+            _ => match g.scopes.iter().position(|s| s.name == entry.scope_name) {
                 Some(si) => si,
                 None => {
-                    scopes.push(Scope {
-                        name: &entry.scope_name,
-                        records: Vec::new(),
-                    });
-                    scopes.len() - 1
+                    g.scopes
+                        .push(Scope::new(gi, g.resource_len, entry, entries.len() - i));
+                    g.scopes.len() - 1
                 }
             },
         };
-        scopes[si].records.push(i);
+        let out = &mut g.scopes[si].bytes;
+        // ScopeLogs.log_records = 2
+        put_len_key(out, 2, record_len(entry));
+        put_record(out, entry);
     }
-    // One scope usually takes every record: its index list was grown by doubling; that's
-    // one allocation per batch, not per record.
-    groups
+    if let [g] = groups.as_mut_slice()
+        && let [s] = g.scopes.as_mut_slice()
+        && s.prefix > 0
+    {
+        let mut head = Vec::with_capacity(s.prefix);
+        put_len_key(
+            &mut head,
+            1,
+            group_len(g.resource_len, [(s.name, s.records_len())].into_iter()),
+        );
+        put_resource(&mut head, g.resource, g.resource_len);
+        put_scope_logs_head(&mut head, s.name, s.records_len());
+        let start = s.prefix - head.len();
+        let mut bytes = std::mem::take(&mut s.bytes);
+        bytes[start..s.prefix].copy_from_slice(&head);
+        return Bytes::from(bytes).slice(start..);
+    }
+    // Several resources or scopes: put the pieces together.
+    let scopes = |g: &Group<'_>| {
+        let lens: Vec<(&str, usize)> = g.scopes.iter().map(|s| (s.name, s.records_len())).collect();
+        group_len(g.resource_len, lens.into_iter())
+    };
+    let total: usize = groups.iter().map(|g| field_len(scopes(g))).sum();
+    let mut out = Vec::with_capacity(total);
+    for g in &groups {
+        // ExportLogsServiceRequest.resource_logs = 1
+        put_len_key(&mut out, 1, scopes(g));
+        put_resource(&mut out, g.resource, g.resource_len);
+        for s in &g.scopes {
+            put_scope_logs_head(&mut out, s.name, s.records_len());
+            out.extend_from_slice(&s.bytes[s.prefix..]);
+        }
+    }
+    debug_assert_eq!(out.len(), total);
+    Bytes::from(out)
+}
+
+/// Entries sharing a resource (equal maps), in first-seen order.
+struct Group<'a> {
+    resource: &'a Map,
+    /// The Resource message's length.
+    resource_len: usize,
+    scopes: Vec<Scope<'a>>,
+}
+
+/// The records of one group that share a scope name, in first-seen order, encoded after
+/// `prefix` bytes kept free.
+struct Scope<'a> {
+    name: &'a str,
+    prefix: usize,
+    bytes: Vec<u8>,
+}
+
+impl<'a> Scope<'a> {
+    /// The scope of `first`, the first of `left` entries still to encode, in group `group`.
+    fn new(group: usize, resource_len: usize, first: &'a Entry, left: usize) -> Self {
+        let name = first.scope_name.as_str();
+        let (prefix, capacity) = if group == 0 {
+            // The first scope of the first group probably gets every record: room for
+            // what encloses them, and for the records if they are all about this size.
+            let prefix = HEADER_ROOM
+                + field_len(resource_len)
+                + HEADER_ROOM
+                + field_len(string_field_len(name));
+            (prefix, prefix + field_len(record_len(first)) * left)
+        } else {
+            (0, 4096)
+        };
+        let mut bytes = Vec::with_capacity(capacity);
+        bytes.resize(prefix, 0);
+        Scope {
+            name,
+            prefix,
+            bytes,
+        }
+    }
+
+    fn records_len(&self) -> usize {
+        self.bytes.len() - self.prefix
+    }
+}
+
+/// A ResourceLogs message's length, from its scopes' names and record bytes.
+fn group_len<'s>(resource_len: usize, scopes: impl Iterator<Item = (&'s str, usize)>) -> usize {
+    field_len(resource_len)
+        + scopes
+            .map(|(name, records)| field_len(field_len(string_field_len(name)) + records))
+            .sum::<usize>()
+}
+
+/// ResourceLogs.resource = 1: Resource.attributes = 1.
+fn put_resource(out: &mut Vec<u8>, resource: &Map, resource_len: usize) {
+    put_len_key(out, 1, resource_len);
+    put_kvs(out, 1, resource);
+}
+
+/// ResourceLogs.scope_logs = 2, up to its records: ScopeLogs.scope = 1 holding
+/// InstrumentationScope.name = 1.
+fn put_scope_logs_head(out: &mut Vec<u8>, name: &str, records: usize) {
+    let scope = string_field_len(name);
+    put_len_key(out, 2, field_len(scope) + records);
+    put_len_key(out, 1, scope);
+    put_string_field(out, 1, name);
 }
 
 /// Nanoseconds since the Unix epoch, as `convert` computes them.
@@ -314,7 +368,7 @@ mod tests {
     fn same_as_prost(entries: &[Entry]) {
         let want = to_otlp_request(entries).encode_to_vec();
         let got = encode_request(entries);
-        assert_eq!(got, want, "bytes differ for {entries:#?}");
+        assert_eq!(got[..], want[..], "bytes differ for {entries:#?}");
     }
 
     fn entry(body: Value) -> Entry {

@@ -108,7 +108,7 @@ impl<T: Transport> Sending<T> {
 /// straight from the entries (see [`crate::encode`]).
 fn encode(batch: SharedBatch) -> Item {
     Item {
-        payload: Bytes::from(crate::encode::encode_request(&batch.entries)),
+        payload: crate::encode::encode_request(&batch.entries),
         records: batch.len() as u64,
         acks: batch.acks,
     }
