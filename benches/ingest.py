@@ -15,7 +15,7 @@ table gets the ratio of the Collector's CPU-s to the agent's.
 
 Usage:
   benches/ingest.py [--bin PATH] [--lines N] [--runs R] [--workloads json,regex,passthrough]
-                    [--compare otelcol] [--data DIR] [--keep DIR] [--pin CPUS]
+                    [--compare otelcol] [--also LABEL=PATH] [--data DIR] [--keep DIR] [--pin CPUS]
 Figures are medians over the runs. CPU time inflates when other work shares the cores:
 compare only figures from one run of this script (check `uptime` first).
 """
@@ -160,7 +160,7 @@ def run_once(agent, binary, workload, input_path, lines, work, pin, wrap=None, t
         with open(cfg, "w") as f:
             f.write(config(agent, input_path, operators, port))
         # A fresh state: no checkpoint carries over (none is configured anyway).
-        cmd = [binary, "run", "--config", cfg] if agent == "centimane" else [binary, "--config", cfg]
+        cmd = [binary, "--config", cfg] if agent == "otelcol" else [binary, "run", "--config", cfg]
         if pin:
             cmd = ["taskset", "-c", pin] + cmd
         if wrap:
@@ -214,6 +214,8 @@ def main():
     ap.add_argument("--compare", choices=["otelcol"])
     ap.add_argument("--data", default=os.path.join(ROOT, "target", "bench-data"), help="where generated inputs are cached")
     ap.add_argument("--keep", help="keep configs and logs in this directory")
+    ap.add_argument("--also", action="append", default=[], metavar="LABEL=PATH",
+                    help="also run another build of the agent in the same session (e.g. before=old/centimane)")
     ap.add_argument("--pin", help="run the agents under `taskset -c PIN`")
     ap.add_argument("--wrap", help="prefix the agent's command with this (e.g. `perf record -g -o F --`); the CPU figures are then the wrapper's")
     ap.add_argument("--timeout", type=float, default=900, help="give up on a run after this many seconds")
@@ -227,30 +229,37 @@ def main():
     work = a.keep or tempfile.mkdtemp(prefix="centimane-ingest-")
     os.makedirs(work, exist_ok=True)
     agents = [("centimane", os.path.abspath(a.bin))]
+    for extra in a.also:
+        label, _, path = extra.partition("=")
+        agents.append((label, os.path.abspath(path)))
     if a.compare == "otelcol":
         agents.append(("otelcol", otelcol_binary()))
     print(f"# {time.strftime('%Y-%m-%d %H:%M')}  load average {os.getloadavg()[0]:.2f}  "
           f"{a.lines} lines  median of {a.runs} run(s)", flush=True)
     print(f"{'workload':13} {'agent':10} {'CPU-s/1M':>9} {'lines/s':>10} {'peak RSS':>9} {'ratio':>6}", flush=True)
+    print("(ratio: this agent's CPU-s over centimane's)", flush=True)
     results = []
     for workload in workloads:
         fmt = WORKLOADS[workload][0]
         input_path = data_file(a.data, fmt, a.lines)
-        per_agent = {}
-        for agent, binary in agents:
-            runs = []
-            for _ in range(a.runs):
-                runs.append(run_once(agent, binary, workload, input_path, a.lines, work, a.pin, a.wrap, a.timeout))
-            cpu = statistics.median(r[0] for r in runs)
-            rss = statistics.median(r[1] for r in runs)
-            wall = statistics.median(r[2] for r in runs)
-            per_agent[agent] = cpu
+        # Runs alternate between the agents, so load that drifts during the session
+        # weighs on each of them alike.
+        runs = {agent: [] for agent, _ in agents}
+        for _ in range(a.runs):
+            for agent, binary in agents:
+                runs[agent].append(run_once(agent, binary, workload, input_path, a.lines, work,
+                                            a.pin, a.wrap, a.timeout))
+        ours = statistics.median(r[0] for r in runs["centimane"])
+        for agent, _ in agents:
+            cpu = statistics.median(r[0] for r in runs[agent])
+            rss = statistics.median(r[1] for r in runs[agent])
+            wall = statistics.median(r[2] for r in runs[agent])
             per_m = cpu / a.lines * 1e6
-            ratio = per_agent[agent] / per_agent["centimane"] if per_agent["centimane"] > 0 else 0
+            ratio = cpu / ours if ours > 0 else 0
             print(f"{workload:13} {agent:10} {per_m:>9.3f} {a.lines / wall:>10.0f} {rss:>7.1f}MB {ratio:>5.1f}x", flush=True)
             results.append({"workload": workload, "agent": agent, "cpu_s_per_1m": per_m,
                             "lines_per_s": a.lines / wall, "peak_rss_mib": rss,
-                            "runs": [{"cpu_s": r[0], "rss_mib": r[1], "wall_s": r[2]} for r in runs]})
+                            "runs": [{"cpu_s": r[0], "rss_mib": r[1], "wall_s": r[2]} for r in runs[agent]]})
     if a.json:
         with open(a.json, "w") as f:
             json.dump(results, f, indent=1)
