@@ -6,7 +6,7 @@ use crate::config;
 use crate::remote;
 use crate::supervisor::Supervisor;
 use crate::taps::Taps;
-use centimane_opamp_ext::{AgentControl, BoxFuture, ChangeNotifier, Health};
+use centimane_opamp_ext::{AgentControl, BoxFuture, ChangeNotifier, Health, MetricSample};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
@@ -175,5 +175,10 @@ impl AgentControl for SharedControl {
         let entries = taps.last(&point, n)?;
         let request = centimane_exporters::to_otlp_request(&entries);
         serde_json::to_string(&request).map_err(|e| e.to_string())
+    }
+
+    fn own_metrics(&self) -> BoxFuture<'static, Vec<MetricSample>> {
+        let control = self.0.clone();
+        Box::pin(async move { crate::telemetry::own_metrics(&control.supervisor, &control).await })
     }
 }

@@ -8,13 +8,15 @@ use axum::Router;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::get;
+use centimane_opamp_ext::{MetricKind, MetricSample, MetricValue};
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
+use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 type Labels = Vec<(String, String)>;
 
@@ -78,136 +80,244 @@ pub async fn serve_health(
     Ok(())
 }
 
-fn counter(registry: &mut Registry, name: &str, help: &str) -> Family<Labels, Counter> {
-    let family = Family::<Labels, Counter>::default();
-    registry.register(name, help, family.clone());
-    family
-}
-
-fn gauge(registry: &mut Registry, name: &str, help: &str) -> Family<Labels, Gauge> {
-    let family = Family::<Labels, Gauge>::default();
-    registry.register(name, help, family.clone());
-    family
-}
-
-fn label(key: &str, value: impl ToString) -> Labels {
-    vec![(key.to_owned(), value.to_string())]
+/// One metric point, named for both outputs: Prometheus (`/metrics`) and OTLP (the
+/// `own_metrics` destination an OpAMP server offers, where process metrics follow the
+/// semantic conventions).
+struct Sample {
+    prometheus: &'static str,
+    otlp: &'static str,
+    help: &'static str,
+    unit: &'static str,
+    kind: MetricKind,
+    attributes: Vec<(&'static str, String)>,
+    value: MetricValue,
 }
 
 fn clamp(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
 }
 
-async fn render(supervisor: &SharedSupervisor, control: &Control) -> axum::response::Response {
-    let mut registry = Registry::default();
-    let accepted = counter(
-        &mut registry,
-        "otelcol_receiver_accepted_log_records",
-        "Log records the receiver handed to its pipelines.",
-    );
-    let sent = counter(
-        &mut registry,
-        "otelcol_exporter_sent_log_records",
-        "Log records the backend accepted.",
-    );
-    let failed = counter(
-        &mut registry,
-        "otelcol_exporter_send_failed_log_records",
-        "Log records given up on (not delivered).",
-    );
-    let rejected = counter(
-        &mut registry,
-        "centimane_exporter_rejected_log_records",
-        "Log records the backend rejected permanently.",
-    );
-    let queue_size = gauge(
-        &mut registry,
-        "otelcol_exporter_queue_size",
-        "Units in the sending queue.",
-    );
-    let queue_capacity = gauge(
-        &mut registry,
-        "otelcol_exporter_queue_capacity",
-        "Capacity of the sending queue.",
-    );
-    let failing = gauge(
-        &mut registry,
-        "centimane_exporter_failing",
-        "1 while the exporter fails to reach its backend.",
-    );
-    let files_open = gauge(
-        &mut registry,
-        "centimane_filelog_files_open",
-        "Files the receiver holds open.",
-    );
-    let behind = gauge(
-        &mut registry,
-        "centimane_filelog_bytes_behind",
-        "Bytes written to open files and not read yet.",
-    );
-    let checkpoint_age = gauge(
-        &mut registry,
-        "centimane_filelog_checkpoint_age_seconds",
-        "Seconds since the checkpoint was last saved.",
-    );
-    let config = gauge(
-        &mut registry,
-        "centimane_config_info",
-        "The running config's hash (label), always 1.",
-    );
-    let rss = gauge(
-        &mut registry,
-        "process_resident_memory_bytes",
-        "Resident memory of the agent.",
-    );
-    let cpu = counter(
-        &mut registry,
-        "process_cpu_seconds",
-        "CPU time (user+sys) of the agent, in seconds.",
-    );
+/// The agent's metrics now, read from the running service and /proc.
+async fn collect(supervisor: &SharedSupervisor, control: &Control) -> Vec<Sample> {
+    let mut out = Vec::new();
+    let mut push = |name: &'static str,
+                    help: &'static str,
+                    unit: &'static str,
+                    kind: MetricKind,
+                    attr: (&'static str, &str),
+                    value: MetricValue| {
+        out.push(Sample {
+            prometheus: name,
+            otlp: name,
+            help,
+            unit,
+            kind,
+            attributes: vec![(attr.0, attr.1.to_owned())],
+            value,
+        });
+    };
+    let (counter, gauge) = (MetricKind::Counter, MetricKind::Gauge);
+    let int = |v: u64| MetricValue::Int(clamp(v));
     if let Some(s) = supervisor.lock().await.as_ref() {
         let service = s.service();
         let now = centimane_core::Timestamp::now().as_nanosecond();
         for r in service.receiver_stats() {
-            accepted
-                .get_or_create(&label("receiver", &r.id))
-                .inc_by(r.accepted.load(Ordering::Relaxed));
+            let id = r.id.to_string();
+            let l = ("receiver", id.as_str());
+            push(
+                "otelcol_receiver_accepted_log_records",
+                "Log records the receiver handed to its pipelines.",
+                "{records}",
+                counter,
+                l,
+                int(r.accepted.load(Ordering::Relaxed)),
+            );
             if let Some(f) = &r.filelog {
-                let l = label("receiver", &r.id);
-                files_open
-                    .get_or_create(&l)
-                    .set(clamp(f.files_open.load(Ordering::Relaxed)));
-                behind
-                    .get_or_create(&l)
-                    .set(clamp(f.bytes_behind.load(Ordering::Relaxed)));
+                push(
+                    "centimane_filelog_files_open",
+                    "Files the receiver holds open.",
+                    "{files}",
+                    gauge,
+                    l,
+                    int(f.files_open.load(Ordering::Relaxed)),
+                );
+                push(
+                    "centimane_filelog_bytes_behind",
+                    "Bytes written to open files and not read yet.",
+                    "By",
+                    gauge,
+                    l,
+                    int(f.bytes_behind.load(Ordering::Relaxed)),
+                );
                 let saved = i128::from(f.checkpoint_saved_unix_nanos.load(Ordering::Relaxed));
                 if saved > 0 {
                     let age = ((now - saved).max(0) / 1_000_000_000) as i64;
-                    checkpoint_age.get_or_create(&l).set(age);
+                    push(
+                        "centimane_filelog_checkpoint_age_seconds",
+                        "Seconds since the checkpoint was last saved.",
+                        "s",
+                        gauge,
+                        l,
+                        MetricValue::Int(age),
+                    );
                 }
             }
         }
         for (id, stats) in service.exporter_stats() {
-            let l = label("exporter", id);
+            let id = id.to_string();
+            let l = ("exporter", id.as_str());
             let snap = stats.snapshot();
-            sent.get_or_create(&l).inc_by(snap.sent_records);
-            failed.get_or_create(&l).inc_by(snap.failed_records);
-            rejected
-                .get_or_create(&l)
-                .inc_by(snap.rejected_records + snap.partially_rejected_records);
-            queue_size.get_or_create(&l).set(clamp(snap.queued));
-            queue_capacity
-                .get_or_create(&l)
-                .set(clamp(snap.queue_capacity));
-            failing.get_or_create(&l).set(i64::from(stats.failing()));
+            push(
+                "otelcol_exporter_sent_log_records",
+                "Log records the backend accepted.",
+                "{records}",
+                counter,
+                l,
+                int(snap.sent_records),
+            );
+            push(
+                "otelcol_exporter_send_failed_log_records",
+                "Log records given up on (not delivered).",
+                "{records}",
+                counter,
+                l,
+                int(snap.failed_records),
+            );
+            push(
+                "centimane_exporter_rejected_log_records",
+                "Log records the backend rejected permanently.",
+                "{records}",
+                counter,
+                l,
+                int(snap.rejected_records + snap.partially_rejected_records),
+            );
+            push(
+                "otelcol_exporter_queue_size",
+                "Units in the sending queue.",
+                "1",
+                gauge,
+                l,
+                int(snap.queued),
+            );
+            push(
+                "otelcol_exporter_queue_capacity",
+                "Capacity of the sending queue.",
+                "1",
+                gauge,
+                l,
+                int(snap.queue_capacity),
+            );
+            push(
+                "centimane_exporter_failing",
+                "1 while the exporter fails to reach its backend.",
+                "1",
+                gauge,
+                l,
+                MetricValue::Int(i64::from(stats.failing())),
+            );
         }
     }
-    config
-        .get_or_create(&label("hash", control.config_hash()))
-        .set(1);
+    push(
+        "centimane_config_info",
+        "The running config's hash (label), always 1.",
+        "1",
+        gauge,
+        ("hash", &control.config_hash()),
+        MetricValue::Int(1),
+    );
     if let Some((rss_bytes, cpu_seconds)) = process_usage() {
-        rss.get_or_create(&Vec::new()).set(clamp(rss_bytes));
-        cpu.get_or_create(&Vec::new()).inc_by(cpu_seconds);
+        out.push(Sample {
+            prometheus: "process_resident_memory_bytes",
+            otlp: "process.memory.usage",
+            help: "Resident memory of the agent.",
+            unit: "By",
+            kind: gauge,
+            attributes: Vec::new(),
+            value: int(rss_bytes),
+        });
+        out.push(Sample {
+            prometheus: "process_cpu_seconds",
+            otlp: "process.cpu.time",
+            help: "CPU time (user+sys) of the agent, in seconds.",
+            unit: "s",
+            kind: counter,
+            attributes: Vec::new(),
+            value: MetricValue::Double(cpu_seconds),
+        });
+    }
+    out
+}
+
+/// The samples for an OpAMP `own_metrics` destination.
+pub async fn own_metrics(supervisor: &SharedSupervisor, control: &Control) -> Vec<MetricSample> {
+    collect(supervisor, control)
+        .await
+        .into_iter()
+        .map(|s| MetricSample {
+            name: s.otlp,
+            description: s.help,
+            unit: s.unit,
+            kind: s.kind,
+            attributes: s.attributes,
+            value: s.value,
+        })
+        .collect()
+}
+
+/// The Prometheus families of one metric name.
+enum PromFamily {
+    IntCounter(Family<Labels, Counter>),
+    FloatCounter(Family<Labels, Counter<f64, AtomicU64>>),
+    IntGauge(Family<Labels, Gauge>),
+    FloatGauge(Family<Labels, Gauge<f64, AtomicU64>>),
+}
+
+async fn render(supervisor: &SharedSupervisor, control: &Control) -> axum::response::Response {
+    let mut registry = Registry::default();
+    let mut families: HashMap<&'static str, PromFamily> = HashMap::new();
+    for s in collect(supervisor, control).await {
+        let family = families.entry(s.prometheus).or_insert_with(|| {
+            let f = match (s.kind, s.value) {
+                (MetricKind::Counter, MetricValue::Int(_)) => {
+                    PromFamily::IntCounter(Family::default())
+                }
+                (MetricKind::Counter, MetricValue::Double(_)) => {
+                    PromFamily::FloatCounter(Family::default())
+                }
+                (MetricKind::Gauge, MetricValue::Int(_)) => PromFamily::IntGauge(Family::default()),
+                (MetricKind::Gauge, MetricValue::Double(_)) => {
+                    PromFamily::FloatGauge(Family::default())
+                }
+            };
+            match &f {
+                PromFamily::IntCounter(f) => registry.register(s.prometheus, s.help, f.clone()),
+                PromFamily::FloatCounter(f) => registry.register(s.prometheus, s.help, f.clone()),
+                PromFamily::IntGauge(f) => registry.register(s.prometheus, s.help, f.clone()),
+                PromFamily::FloatGauge(f) => registry.register(s.prometheus, s.help, f.clone()),
+            }
+            f
+        });
+        let labels: Labels = s
+            .attributes
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v))
+            .collect();
+        match (family, s.value) {
+            (PromFamily::IntCounter(f), MetricValue::Int(v)) => {
+                f.get_or_create(&labels).inc_by(v.max(0) as u64);
+            }
+            (PromFamily::FloatCounter(f), MetricValue::Double(v)) => {
+                f.get_or_create(&labels).inc_by(v);
+            }
+            (PromFamily::IntGauge(f), MetricValue::Int(v)) => {
+                f.get_or_create(&labels).set(v);
+            }
+            (PromFamily::FloatGauge(f), MetricValue::Double(v)) => {
+                f.get_or_create(&labels).set(v);
+            }
+            // One name always comes with one value type.
+            _ => {}
+        }
     }
     let mut body = String::new();
     match encode(&mut body, &registry) {
@@ -221,8 +331,8 @@ async fn render(supervisor: &SharedSupervisor, control: &Control) -> axum::respo
     }
 }
 
-/// Resident bytes and whole CPU seconds of this process, from /proc.
-fn process_usage() -> Option<(u64, u64)> {
+/// Resident bytes and CPU seconds of this process, from /proc.
+fn process_usage() -> Option<(u64, f64)> {
     let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
     let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
     let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
@@ -236,5 +346,5 @@ fn process_usage() -> Option<(u64, u64)> {
         )
     };
     let hz = u64::try_from(hz).ok().filter(|h| *h > 0)?;
-    Some((pages * u64::try_from(page).ok()?, ticks / hz))
+    Some((pages * u64::try_from(page).ok()?, ticks as f64 / hz as f64))
 }

@@ -2,17 +2,23 @@
 //! WebSocket and HTTP. The description and effective config arrive; a pushed config
 //! changes what the agent does mid-stream with no line lost or repeated; a broken config
 //! and a config that fails at start are refused and the old pipelines keep running; the
-//! snapshot custom message returns real records; a restart comes back on the last good
-//! remote config.
+//! snapshot custom message returns real records; offered an own-metrics destination the
+//! agent pushes its metrics there; a restart comes back on the last good remote config.
 
 mod common;
 
 use bytes::Bytes;
 use centimane_opamp_ext::SNAPSHOT_CAPABILITY;
-use centimane_opamp_ext::proto::{CustomMessage, RemoteConfigStatuses};
+use centimane_opamp_ext::proto::{
+    CustomMessage, RemoteConfigStatuses, TelemetryConnectionSettings,
+};
 use centimane_opamp_ext::test_server::{TestServer, yaml_config};
 use common::*;
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+use opentelemetry_proto::tonic::metrics::v1::{metric, number_data_point};
+use prost::Message;
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use uuid::Uuid;
 
@@ -32,6 +38,7 @@ extensions:
         endpoint: {server_url}
 {polling}
     config_version_attribute: centimane.config.hash
+    own_metrics_interval: 1s
     capabilities:
       accepts_remote_config: true
       snapshot: true
@@ -114,6 +121,62 @@ fn status_of(
     .unwrap()
 }
 
+type Pushes = Arc<Mutex<Vec<ExportMetricsServiceRequest>>>;
+
+/// An OTLP/HTTP metrics endpoint that keeps every request.
+async fn metrics_sink() -> (String, Pushes) {
+    let pushes: Pushes = Arc::default();
+    let store = pushes.clone();
+    let app = axum::Router::new().route(
+        "/v1/metrics",
+        axum::routing::post(move |body: axum::body::Bytes| {
+            let store = store.clone();
+            async move {
+                let request = ExportMetricsServiceRequest::decode(body).expect("OTLP protobuf");
+                store.lock().unwrap().push(request);
+                ""
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/v1/metrics", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, pushes)
+}
+
+/// Waits for a push where the sum of `name`'s integer points reaches `at_least`.
+fn wait_for_metric(pushes: &Pushes, name: &str, at_least: i64) -> i64 {
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let total = pushes.lock().unwrap().last().map(|r| {
+            r.resource_metrics
+                .iter()
+                .flat_map(|rm| &rm.scope_metrics)
+                .flat_map(|sm| &sm.metrics)
+                .filter(|m| m.name == name)
+                .filter_map(|m| match &m.data {
+                    Some(metric::Data::Sum(s)) => Some(&s.data_points),
+                    Some(metric::Data::Gauge(g)) => Some(&g.data_points),
+                    _ => None,
+                })
+                .flatten()
+                .map(|p| match p.value {
+                    Some(number_data_point::Value::AsInt(i)) => i,
+                    _ => 0,
+                })
+                .sum::<i64>()
+        });
+        if let Some(total) = total.filter(|t| *t >= at_least) {
+            return total;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no push with {name} >= {at_least} (last: {total:?})"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 fn scenario(transport: &str) {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -173,6 +236,35 @@ fn scenario(transport: &str) {
         })
     };
     sink.wait_for(300, WAIT);
+
+    // Offered an own-metrics destination, the agent pushes its metrics there.
+    let (metrics_url, pushes) = rt.block_on(metrics_sink());
+    server
+        .offer_own_metrics(
+            uid,
+            TelemetryConnectionSettings {
+                destination_endpoint: metrics_url,
+                ..TelemetryConnectionSettings::default()
+            },
+        )
+        .unwrap();
+    let accepted = wait_for_metric(&pushes, "otelcol_receiver_accepted_log_records", 300);
+    assert!(accepted >= 300, "{accepted}");
+    let request = pushes.lock().unwrap().last().cloned().unwrap();
+    let names: Vec<&str> = request.resource_metrics[0].scope_metrics[0]
+        .metrics
+        .iter()
+        .map(|m| m.name.as_str())
+        .collect();
+    for name in [
+        "otelcol_exporter_sent_log_records",
+        "process.cpu.time",
+        "process.memory.usage",
+    ] {
+        assert!(names.contains(&name), "{name} in {names:?}");
+    }
+    let resource = format!("{:?}", request.resource_metrics[0].resource);
+    assert!(resource.contains(&uid.to_string()), "{resource}");
 
     // A new config: applied, and the records show it.
     let good = yaml_config(&remote(dir.path(), &sink, "b", None));

@@ -9,9 +9,11 @@ use crate::backoff::BackoffState;
 use crate::config::{OpampConfig, Transport};
 use crate::control::AgentControl;
 use crate::description::describe;
+use crate::own_metrics::{self, Destination, Target};
 use crate::proto::{
-    AgentDescription, AgentRemoteConfig, CustomCapabilities, CustomMessage,
-    ServerErrorResponseType, ServerToAgent, ServerToAgentFlags, server_error_response,
+    AgentDescription, AgentRemoteConfig, ConnectionSettingsOffers, CustomCapabilities,
+    CustomMessage, ServerErrorResponseType, ServerToAgent, ServerToAgentFlags,
+    server_error_response,
 };
 use crate::protocol::{Reporter, SNAPSHOT_CAPABILITY, Status, capability_bits, effective_config};
 use crate::remote_config::{Job, Offer, RemoteConfigMachine};
@@ -23,7 +25,7 @@ use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::{Notify, mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::{CancellationToken, DropGuard};
@@ -110,11 +112,32 @@ pub fn start(
     }
     let remote = RemoteConfigMachine::new(config.allow.clone(), store.remote_status());
     let shutdown = CancellationToken::new();
+    let description = describe(uid, &config.non_identifying_attributes);
+    let own_metrics = config.capabilities.reports_own_metrics.then(|| {
+        let destination = store.own_metrics().and_then(|offer| {
+            Destination::from_offer(&offer)
+                .inspect_err(|e| tracing::error!(error = %e, "ignoring the persisted own_metrics destination"))
+                .ok()
+                .map(Arc::new)
+        });
+        let target = Target {
+            destination,
+            resource: own_metrics::resource(&description),
+        };
+        own_metrics::spawn(
+            control.clone(),
+            config.own_metrics_interval,
+            target,
+            shutdown.clone(),
+        )
+    });
     let changed = Arc::new(Notify::new());
     let (done_tx, done_rx) = mpsc::unbounded_channel();
     let runner = Runner {
         reporter: Reporter::new(uid, capability_bits(&config.capabilities)),
-        description: describe(uid, &config.non_identifying_attributes),
+        description,
+        own_metrics,
+        connection_settings_hash: Bytes::new(),
         backoff: BackoffState::new(config.reconnect),
         config,
         control,
@@ -175,6 +198,10 @@ struct Runner {
     reporter: Reporter,
     description: AgentDescription,
     remote: RemoteConfigMachine,
+    /// Where own metrics go; `None` unless ReportsOwnMetrics is declared.
+    own_metrics: Option<watch::Sender<Target>>,
+    /// The last `ConnectionSettingsOffers.hash` handled (offers with it are skipped).
+    connection_settings_hash: Bytes,
     backoff: BackoffState,
     shutdown: CancellationToken,
     changed: Arc<Notify>,
@@ -412,6 +439,9 @@ impl Runner {
         if let Some(id) = msg.agent_identification {
             self.adopt_uid(&id.new_instance_uid);
         }
+        if let Some(offers) = msg.connection_settings {
+            self.on_connection_settings(offers);
+        }
         if let Some(offer) = msg.remote_config {
             if self.config.capabilities.accepts_remote_config {
                 self.on_offer(offer);
@@ -452,8 +482,34 @@ impl Runner {
         tracing::info!(old = %self.reporter.uid(), new = %new, "OpAMP server assigned a new instance uid");
         self.reporter.set_uid(new);
         self.description = describe(new, &self.config.non_identifying_attributes);
+        if let Some(tx) = &self.own_metrics {
+            let resource = own_metrics::resource(&self.description);
+            tx.send_modify(|t| t.resource = resource);
+        }
         if let Err(e) = self.store.set_instance_uid(new) {
             tracing::error!(error = %e, "cannot persist the new instance uid");
+        }
+    }
+
+    /// Own metrics is the one offer acted on; an unset `own_metrics` keeps the current
+    /// destination, and a bad one is refused (logged) while the current one stays.
+    fn on_connection_settings(&mut self, offers: ConnectionSettingsOffers) {
+        if !offers.hash.is_empty() && offers.hash == self.connection_settings_hash {
+            return;
+        }
+        self.connection_settings_hash = offers.hash;
+        let (Some(tx), Some(offer)) = (&self.own_metrics, offers.own_metrics) else {
+            return;
+        };
+        match Destination::from_offer(&offer) {
+            Ok(destination) => {
+                tracing::info!(endpoint = %offer.destination_endpoint, "sending own metrics where the OpAMP server offered");
+                tx.send_modify(|t| t.destination = Some(Arc::new(destination)));
+                if let Err(e) = self.store.set_own_metrics(&offer) {
+                    tracing::error!(error = %e, "cannot persist the own_metrics destination");
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "refusing the offered own_metrics destination"),
         }
     }
 

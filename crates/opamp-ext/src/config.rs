@@ -29,6 +29,9 @@ pub struct OpampConfig {
     pub config_apply_timeout: Duration,
     /// `heartbeat_interval` (WebSocket): a message at least this often; zero disables.
     pub heartbeat_interval: Duration,
+    /// `own_metrics_interval`: how often the agent's own metrics go to the destination the
+    /// server offers (`own_metrics`); the spec recommends 10 s.
+    pub own_metrics_interval: Duration,
     /// `config_version_attribute`: when set, every record gets this resource attribute
     /// holding the hash of the config that produced it, so a backend can tell which config
     /// a line went through.
@@ -95,6 +98,10 @@ pub struct Capabilities {
     pub accepts_remote_config: bool,
     pub reports_remote_config: bool,
     pub reports_heartbeat: bool,
+    /// `ReportsOwnMetrics`: push the agent's metrics where the server offers. On by
+    /// default, as in the Collector's supervisor: nothing is sent until a server offers a
+    /// destination.
+    pub reports_own_metrics: bool,
     /// Declares the custom capability `io.centimane.snapshot`: the server may ask for the
     /// last records seen at a pipeline point. Off by default: records may hold personal
     /// data the server should not see.
@@ -134,6 +141,7 @@ const KEYS: &[&str] = &[
     "remote_config",
     "config_apply_timeout",
     "heartbeat_interval",
+    "own_metrics_interval",
     "config_version_attribute",
 ];
 const SERVER_KEYS: &[&str] = &["ws", "http"];
@@ -146,6 +154,7 @@ const CAPABILITY_KEYS: &[&str] = &[
     "accepts_remote_config",
     "reports_remote_config",
     "reports_heartbeat",
+    "reports_own_metrics",
     "reports_available_components",
     "snapshot",
 ];
@@ -179,6 +188,10 @@ pub fn parse_config(config: Value) -> Result<OpampConfig, String> {
         return Err("`config_apply_timeout` must be more than zero".into());
     }
     let heartbeat_interval = duration(&mut f, "heartbeat_interval", Duration::from_secs(30))?;
+    let own_metrics_interval = duration(&mut f, "own_metrics_interval", Duration::from_secs(10))?;
+    if own_metrics_interval < Duration::from_secs(1) {
+        return Err("`own_metrics_interval` must be at least 1s".into());
+    }
     let config_version_attribute = f.take::<String>("config_version_attribute")?;
     if config_version_attribute.as_deref() == Some("") {
         return Err("`config_version_attribute` must be a non-empty attribute name".into());
@@ -191,6 +204,7 @@ pub fn parse_config(config: Value) -> Result<OpampConfig, String> {
         allow,
         config_apply_timeout,
         heartbeat_interval,
+        own_metrics_interval,
         config_version_attribute,
         reconnect: Backoff::default(),
     })
@@ -328,6 +342,7 @@ fn parse_capabilities(block: Option<Value>, accept: Option<bool>) -> Result<Capa
         accepts_remote_config,
         reports_remote_config,
         reports_heartbeat: c.take("reports_heartbeat")?.unwrap_or(true),
+        reports_own_metrics: c.take("reports_own_metrics")?.unwrap_or(true),
         snapshot: c.take("snapshot")?.unwrap_or(false),
     })
 }

@@ -32,6 +32,39 @@ pub trait AgentControl: Send + Sync + 'static {
     /// OTLP/JSON `ExportLogsServiceRequest`, for the `io.centimane.snapshot` custom
     /// capability. Called on a blocking thread.
     fn snapshot(&self, point: &str, n: usize) -> Result<String, String>;
+
+    /// The agent's own metrics now, cumulative since it started, for the `own_metrics`
+    /// destination a server offers. Called every `own_metrics_interval` while a
+    /// destination is set.
+    fn own_metrics(&self) -> BoxFuture<'static, Vec<MetricSample>>;
+}
+
+/// One point of the agent's own metrics. Names follow the OpenTelemetry semantic
+/// conventions (`process.cpu.time`) or the Collector's own telemetry
+/// (`otelcol_exporter_sent_log_records`) where one exists.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetricSample {
+    pub name: &'static str,
+    pub description: &'static str,
+    /// UCUM unit: `s`, `By`, `{records}`...
+    pub unit: &'static str,
+    pub kind: MetricKind,
+    pub attributes: Vec<(&'static str, String)>,
+    pub value: MetricValue,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetricKind {
+    /// A monotonic sum, cumulative since the agent started.
+    Counter,
+    /// A value at this moment.
+    Gauge,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum MetricValue {
+    Int(i64),
+    Double(f64),
 }
 
 /// Health of the agent or of one component. Nest components in `components` (pipeline →

@@ -37,6 +37,7 @@ mod config;
 mod control;
 mod description;
 mod fields;
+mod own_metrics;
 mod policy;
 mod protocol;
 mod remote_config;
@@ -51,7 +52,7 @@ pub use config::{
     AttributeValue, Backoff, Capabilities, Headers, OpampConfig, ServerConfig, TlsConfig,
     Transport, parse_config,
 };
-pub use control::{AgentControl, BoxFuture, Health};
+pub use control::{AgentControl, BoxFuture, Health, MetricKind, MetricSample, MetricValue};
 pub use description::SERVICE_NAME;
 pub use policy::{AllowPolicy, EndpointPattern, PathGlob};
 pub use protocol::SNAPSHOT_CAPABILITY;

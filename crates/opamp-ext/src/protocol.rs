@@ -40,6 +40,7 @@ pub(crate) fn capability_bits(c: &Capabilities) -> u64 {
             AgentCapabilities::ReportsRemoteConfig,
         ),
         (c.reports_heartbeat, AgentCapabilities::ReportsHeartbeat),
+        (c.reports_own_metrics, AgentCapabilities::ReportsOwnMetrics),
     ] {
         if on {
             bits |= bit as u64;
@@ -242,11 +243,12 @@ mod tests {
             accepts_remote_config: true,
             reports_remote_config: true,
             reports_heartbeat: true,
+            reports_own_metrics: true,
             snapshot: true,
         };
         assert_eq!(
             capability_bits(&c),
-            0x1 | 0x2 | 0x4 | 0x800 | 0x1000 | 0x2000
+            0x1 | 0x2 | 0x4 | 0x40 | 0x800 | 0x1000 | 0x2000
         );
         let none = Capabilities {
             reports_effective_config: false,
@@ -254,6 +256,7 @@ mod tests {
             accepts_remote_config: false,
             reports_remote_config: false,
             reports_heartbeat: false,
+            reports_own_metrics: false,
             snapshot: false,
         };
         assert_eq!(capability_bits(&none), 0x1);

@@ -7,8 +7,9 @@
 //! leaves either the old or the new state. It is written with mode 0600: remote configs
 //! carry credentials.
 
-use crate::proto::{RemoteConfigStatus, RemoteConfigStatuses};
+use crate::proto::{RemoteConfigStatus, RemoteConfigStatuses, TelemetryConnectionSettings};
 use bytes::Bytes;
+use prost::Message;
 use serde::{Deserialize, Serialize};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -25,6 +26,10 @@ struct Persisted {
     last_good: Option<GoodConfig>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     last_status: Option<StoredStatus>,
+    /// Hex of the protobuf `TelemetryConnectionSettings` last offered for own metrics:
+    /// servers offer it once, not again after the agent restarts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    own_metrics: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -119,6 +124,22 @@ impl StateStore {
         self.save()
     }
 
+    /// The own-metrics destination offered before a restart.
+    pub(crate) fn own_metrics(&self) -> Option<TelemetryConnectionSettings> {
+        let bytes = hex::decode(self.data.own_metrics.as_deref()?).ok()?;
+        TelemetryConnectionSettings::decode(bytes.as_slice())
+            .inspect_err(|e| tracing::error!(error = %e, "ignoring a damaged persisted own_metrics destination"))
+            .ok()
+    }
+
+    pub(crate) fn set_own_metrics(
+        &mut self,
+        offer: &TelemetryConnectionSettings,
+    ) -> Result<(), String> {
+        self.data.own_metrics = Some(hex::encode(offer.encode_to_vec()));
+        self.save()
+    }
+
     fn save(&self) -> Result<(), String> {
         let fail = |e: std::io::Error| format!("cannot write {}: {e}", self.path.display());
         let json = serde_json::to_vec_pretty(&self.data)
@@ -161,8 +182,18 @@ mod tests {
             s.set_instance_uid(uid).unwrap();
             s.record_applied(&[1, 2], "receivers: {}\n").unwrap();
             s.record_failed(&[3], "bad").unwrap();
+            assert_eq!(s.own_metrics(), None);
+            s.set_own_metrics(&TelemetryConnectionSettings {
+                destination_endpoint: "https://m:4318/v1/metrics".into(),
+                ..TelemetryConnectionSettings::default()
+            })
+            .unwrap();
         }
         let s = StateStore::open(&state_dir).unwrap();
+        assert_eq!(
+            s.own_metrics().unwrap().destination_endpoint,
+            "https://m:4318/v1/metrics"
+        );
         assert_eq!(s.instance_uid(), Some(uid));
         let status = s.remote_status().unwrap();
         assert_eq!(status.last_remote_config_hash.as_ref(), &[3]);

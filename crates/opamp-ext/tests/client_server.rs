@@ -4,12 +4,17 @@
 mod common;
 
 use bytes::Bytes;
-use centimane_opamp_ext::proto::{AgentCapabilities, CustomMessage};
+use centimane_opamp_ext::proto::{
+    AgentCapabilities, CustomMessage, Header, Headers, TelemetryConnectionSettings,
+};
 use centimane_opamp_ext::test_server::{TestServer, Via, yaml_config};
 use centimane_opamp_ext::{SNAPSHOT_CAPABILITY, last_remote_config, start};
 use common::*;
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+use prost::Message;
 use serde_json::{Value, json};
 use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use uuid::Uuid;
 
@@ -777,5 +782,118 @@ async fn last_good_config_survives_a_restart() {
         fake.applied().is_empty(),
         "the same config was applied again"
     );
+    handle.shutdown().await;
+}
+
+/// Every OTLP/HTTP metrics request a tiny sink received: authorization header and body.
+type Pushes = Arc<Mutex<Vec<(Option<String>, ExportMetricsServiceRequest)>>>;
+
+async fn metrics_sink() -> (String, Pushes) {
+    let pushes: Pushes = Arc::default();
+    let store = pushes.clone();
+    let app = axum::Router::new().route(
+        "/v1/metrics",
+        axum::routing::post(
+            move |headers: axum::http::HeaderMap, body: axum::body::Bytes| {
+                let store = store.clone();
+                async move {
+                    let auth = headers
+                        .get("authorization")
+                        .and_then(|v| v.to_str().ok())
+                        .map(str::to_owned);
+                    let request = ExportMetricsServiceRequest::decode(body).expect("OTLP protobuf");
+                    store.lock().unwrap().push((auth, request));
+                    ""
+                }
+            },
+        ),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/v1/metrics", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, pushes)
+}
+
+async fn wait_pushes(pushes: &Pushes, at_least: usize) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while pushes.lock().unwrap().len() < at_least {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "fewer than {at_least} own-metrics pushes arrived"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn own_metrics_go_where_the_server_offers_and_survive_a_restart() {
+    let server = server().await;
+    let (url, pushes) = metrics_sink().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = || {
+        let mut c = client_config(&server, Kind::Ws);
+        c.own_metrics_interval = Duration::from_secs(1);
+        c
+    };
+    let handle = start(config(), dir.path().into(), Fake::new()).unwrap();
+    let uid = agent_uid(&server).await;
+    let declared = server.agent(uid).unwrap().capabilities;
+    assert_ne!(
+        declared & 0x40,
+        0,
+        "ReportsOwnMetrics declared: {declared:#x}"
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        pushes.lock().unwrap().is_empty(),
+        "nothing is sent before an offer"
+    );
+
+    let offer = |endpoint: &str| TelemetryConnectionSettings {
+        destination_endpoint: endpoint.to_owned(),
+        headers: Some(Headers {
+            headers: vec![Header {
+                key: "Authorization".into(),
+                value: "Bearer metrics-token".into(),
+            }],
+        }),
+        ..TelemetryConnectionSettings::default()
+    };
+    server.offer_own_metrics(uid, offer(&url)).unwrap();
+    wait_pushes(&pushes, 2).await;
+    {
+        let got = pushes.lock().unwrap();
+        let (auth, request) = &got[0];
+        assert_eq!(auth.as_deref(), Some("Bearer metrics-token"));
+        let rm = &request.resource_metrics[0];
+        let resource: Vec<(String, String)> = rm
+            .resource
+            .as_ref()
+            .unwrap()
+            .attributes
+            .iter()
+            .map(|kv| (kv.key.clone(), format!("{:?}", kv.value)))
+            .collect();
+        let instance = resource
+            .iter()
+            .find(|(k, _)| k == "service.instance.id")
+            .expect("service.instance.id in the resource");
+        assert!(instance.1.contains(&uid.to_string()), "{instance:?}");
+        let metric = &rm.scope_metrics[0].metrics[0];
+        assert_eq!(metric.name, "fake_configs_applied");
+    }
+
+    // A bad offer is refused; metrics keep going to the destination in use.
+    server
+        .offer_own_metrics(uid, offer("ftp://nowhere/v1/metrics"))
+        .unwrap();
+    let before = pushes.lock().unwrap().len();
+    wait_pushes(&pushes, before + 1).await;
+    handle.shutdown().await;
+
+    // Servers offer once: after a restart the persisted destination is used.
+    let before = pushes.lock().unwrap().len();
+    let handle = start(config(), dir.path().into(), Fake::new()).unwrap();
+    wait_pushes(&pushes, before + 1).await;
     handle.shutdown().await;
 }

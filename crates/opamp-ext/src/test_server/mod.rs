@@ -14,6 +14,7 @@ pub use state::{AgentRecord, Received, ServerState, Via};
 
 use crate::proto::{
     AgentConfigFile, AgentConfigMap, AgentRemoteConfig, AgentToServer, CustomMessage,
+    TelemetryConnectionSettings,
 };
 use axum::http::HeaderMap;
 use bytes::Bytes;
@@ -139,6 +140,16 @@ impl TestServer {
     /// response (HTTP), even if the agent already reported its hash.
     pub fn push_config(&self, uid: Uuid, config: AgentRemoteConfig) -> Result<(), String> {
         self.shared.push(uid, |r| r.offer(config))
+    }
+
+    /// Offers `settings` as the agent's `own_metrics` destination (ConnectionSettingsOffers,
+    /// with a hash of the settings).
+    pub fn offer_own_metrics(
+        &self,
+        uid: Uuid,
+        settings: TelemetryConnectionSettings,
+    ) -> Result<(), String> {
+        self.shared.push(uid, |r| r.offer_own_metrics(settings))
     }
 
     /// Sets ReportFullState in the next message to the agent.

@@ -3,12 +3,14 @@
 
 use crate::proto::{
     AgentCapabilities, AgentDescription, AgentIdentification, AgentRemoteConfig, AgentToServer,
-    ComponentHealth, CustomCapabilities, CustomMessage, EffectiveConfig, RemoteConfigStatus,
-    RetryInfo, ServerCapabilities, ServerErrorResponse, ServerErrorResponseType, ServerToAgent,
-    ServerToAgentFlags, server_error_response,
+    ComponentHealth, ConnectionSettingsOffers, CustomCapabilities, CustomMessage, EffectiveConfig,
+    RemoteConfigStatus, RetryInfo, ServerCapabilities, ServerErrorResponse,
+    ServerErrorResponseType, ServerToAgent, ServerToAgentFlags, TelemetryConnectionSettings,
+    server_error_response,
 };
 use crate::protocol::SNAPSHOT_CAPABILITY;
 use bytes::Bytes;
+use prost::Message;
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -87,6 +89,7 @@ struct Pending {
     flags: u64,
     custom: VecDeque<CustomMessage>,
     new_uid: Option<Uuid>,
+    connection_settings: Option<ConnectionSettingsOffers>,
     lose_next: bool,
     unavailable: Option<Duration>,
 }
@@ -121,6 +124,7 @@ fn server_capabilities() -> u64 {
     ServerCapabilities::AcceptsStatus as u64
         | ServerCapabilities::OffersRemoteConfig as u64
         | ServerCapabilities::AcceptsEffectiveConfig as u64
+        | ServerCapabilities::OffersConnectionSettings as u64
 }
 
 impl AgentRecord {
@@ -249,9 +253,11 @@ impl AgentRecord {
             agent_identification: self.pending.new_uid.map(|new| AgentIdentification {
                 new_instance_uid: Bytes::copy_from_slice(new.as_bytes()),
             }),
+            connection_settings: self.pending.connection_settings.take(),
             ..ServerToAgent::default()
         };
         let says_something = msg.remote_config.is_some()
+            || msg.connection_settings.is_some()
             || msg.flags != 0
             || msg.custom_message.is_some()
             || msg.agent_identification.is_some();
@@ -455,6 +461,15 @@ impl AgentRecord {
 
     pub(crate) fn assign_uid(&mut self, new: Uuid) {
         self.pending.new_uid = Some(new);
+    }
+
+    pub(crate) fn offer_own_metrics(&mut self, settings: TelemetryConnectionSettings) {
+        let hash = settings.encode_to_vec();
+        self.pending.connection_settings = Some(ConnectionSettingsOffers {
+            hash: Bytes::from(hash),
+            own_metrics: Some(settings),
+            ..ConnectionSettingsOffers::default()
+        });
     }
 
     pub(crate) fn lose_next(&mut self) {

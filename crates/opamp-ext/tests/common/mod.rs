@@ -4,7 +4,10 @@
 
 use centimane_opamp_ext::proto::{RemoteConfigStatuses, any_value};
 use centimane_opamp_ext::test_server::{AgentRecord, TestServer};
-use centimane_opamp_ext::{AgentControl, Backoff, BoxFuture, Health, OpampConfig, parse_config};
+use centimane_opamp_ext::{
+    AgentControl, Backoff, BoxFuture, Health, MetricKind, MetricSample, MetricValue, OpampConfig,
+    parse_config,
+};
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -121,6 +124,20 @@ impl AgentControl for Fake {
             .map(|i| json!({"body": {"stringValue": format!("line {i}")}}))
             .collect();
         Ok(json!({"resourceLogs": [{"scopeLogs": [{"logRecords": records}]}]}).to_string())
+    }
+
+    fn own_metrics(&self) -> BoxFuture<'static, Vec<MetricSample>> {
+        let applied = lock(&self.inner.applied).len() as i64;
+        Box::pin(async move {
+            vec![MetricSample {
+                name: "fake_configs_applied",
+                description: "Remote configs the fake applied.",
+                unit: "{configs}",
+                kind: MetricKind::Counter,
+                attributes: vec![("agent", "fake".to_owned())],
+                value: MetricValue::Int(applied),
+            }]
+        })
     }
 }
 
