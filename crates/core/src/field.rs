@@ -123,7 +123,7 @@ impl Field {
         let mut map = match self.root {
             FieldRoot::Body => {
                 if !matches!(entry.body, Value::Map(_)) {
-                    entry.body = Value::Map(Map::new());
+                    entry.body = Value::Map(Map::default());
                 }
                 entry.body.as_map_mut().expect("body was just made a map")
             }
@@ -132,7 +132,7 @@ impl Field {
         for key in parents {
             let slot = map.entry(key.clone()).or_insert(Value::Null);
             if !matches!(slot, Value::Map(_)) {
-                *slot = Value::Map(Map::new());
+                *slot = Value::Map(Map::default());
             }
             map = slot.as_map_mut().expect("slot was just made a map");
         }
@@ -201,7 +201,7 @@ fn merge_map(target: &mut Map, mut new: Map) {
     if target.is_empty() {
         *target = new;
     } else if target.len() <= FEW && target.len() < new.len() {
-        let old = std::mem::replace(target, Map::new());
+        let old = std::mem::take(target);
         for (i, (k, v)) in old.into_iter().enumerate() {
             match new.get_index_of(&k) {
                 // `new`'s value, at the old key's place.
@@ -363,7 +363,7 @@ mod tests {
             f("attributes.one.two.three").get(&e),
             Some(&Value::from("x"))
         );
-        let mut m = Map::new();
+        let mut m = Map::default();
         m.insert("k".into(), Value::Int(1));
         f("attributes.one.two").set(&mut e, Value::Map(m)).unwrap();
         let two = f("attributes.one.two").get(&e).unwrap().as_map().unwrap();
@@ -379,7 +379,10 @@ mod tests {
         let mut e = Entry::default();
         f("attributes.one.two").set(&mut e, Value::Int(1)).unwrap();
         assert_eq!(f("attributes.one.two").delete(&mut e), Some(Value::Int(1)));
-        assert_eq!(f("attributes.one").get(&e), Some(&Value::Map(Map::new())));
+        assert_eq!(
+            f("attributes.one").get(&e),
+            Some(&Value::Map(Map::default()))
+        );
         assert_eq!(f("attributes.nope").delete(&mut e), None);
         f("attributes").delete(&mut e);
         assert!(e.attributes.is_empty());

@@ -33,7 +33,7 @@ fn wrong(key: &str, expected: &'static str) -> TransportError {
 fn take_map(key: &str, v: Value) -> Result<Map, TransportError> {
     match v {
         Value::Map(m) => Ok(m),
-        Value::Null => Ok(Map::new()),
+        Value::Null => Ok(Map::default()),
         _ => Err(wrong(key, "an object")),
     }
 }

@@ -425,7 +425,7 @@ mod tests {
             ),
             ("noarr", Value::Array(Vec::new())),
             ("map", Value::Map(inner.clone())),
-            ("nomap", Value::Map(Map::new())),
+            ("nomap", Value::Map(Map::default())),
             ("", Value::from("empty key")),
         ] {
             e.attributes.insert(k.into(), v);

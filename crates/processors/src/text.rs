@@ -106,7 +106,7 @@ mod tests {
 
     #[test]
     fn maps_and_arrays_are_json() {
-        let mut m = Map::new();
+        let mut m = Map::default();
         m.insert("b".into(), Value::Double(2.0));
         m.insert(
             "a".into(),

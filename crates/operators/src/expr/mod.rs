@@ -92,7 +92,7 @@ mod tests {
             centimane_core::value::NumberMode::IntsWhenIntegral,
         )
         .unwrap();
-        let mut attributes = Map::new();
+        let mut attributes = Map::default();
         attributes.insert("http.method".into(), "GET".into());
         attributes.insert("status".into(), Value::Int(404));
         Entry {

@@ -8,7 +8,7 @@
 use super::{Parse, ParserOp, parser_config};
 use crate::error::ProcessError;
 use crate::operator::Operator;
-use centimane_core::{Map, Value};
+use centimane_core::Value;
 use serde_json::{Map as JsonMap, Value as Json};
 
 parser_config!(KeyValueConfig {
@@ -137,7 +137,7 @@ impl Parse for KeyValueParser {
         }
         split_pairs(text, &self.pair_delimiter, &mut self.pairs)
             .map_err(|e| ProcessError::Invalid(format!("failed to parse pairs from input: {e}")))?;
-        let mut map = Map::with_capacity(self.pairs.len());
+        let mut map = centimane_core::map_with_capacity(self.pairs.len());
         let mut errors = Vec::new();
         for pair in &self.pairs {
             match pair.split_once(self.delimiter.as_str()) {
@@ -157,7 +157,7 @@ impl Parse for KeyValueParser {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use centimane_core::Entry;
+    use centimane_core::{Entry, Map};
     use serde_json::json;
 
     fn parse(cfg: Json, text: Value) -> Result<Map, String> {

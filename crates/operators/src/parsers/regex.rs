@@ -75,7 +75,7 @@ impl Parse for RegexParser {
         {
             return Err(ProcessError::NoMatch);
         }
-        let mut map = Map::with_capacity(self.names.len());
+        let mut map = centimane_core::map_with_capacity(self.names.len());
         for (index, name) in &self.names {
             let matched = self.locations.get(*index).map_or("", |(s, e)| &text[s..e]);
             map.insert(name.clone(), Value::Str(matched.to_owned()));
@@ -217,7 +217,7 @@ mod tests {
         }
         let mut cache = MemoCache::new(20);
         for i in 0..100 {
-            cache.insert(&i.to_string(), &Map::new());
+            cache.insert(&i.to_string(), &Map::default());
         }
         assert_eq!(cache.entries.len(), 20);
         assert_eq!(cache.order.len(), 20);

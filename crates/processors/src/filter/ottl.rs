@@ -528,7 +528,7 @@ mod tests {
         e.attributes.insert("code".into(), Value::Int(503));
         e.attributes.insert("ratio".into(), Value::Double(0.5));
         e.attributes.insert("ok".into(), Value::Bool(false));
-        let mut user = centimane_core::Map::new();
+        let mut user = centimane_core::Map::default();
         user.insert("id".into(), Value::from("u1"));
         user.insert(
             "tags".into(),

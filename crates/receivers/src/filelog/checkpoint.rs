@@ -36,7 +36,7 @@ impl FileCheckpoint {
             offset,
             record_num,
             header_finalized: false,
-            header_attributes: Map::new(),
+            header_attributes: Map::default(),
         }
     }
 

@@ -64,7 +64,7 @@ impl TrackedFile {
             in_flight: VecDeque::new(),
             blocked: false,
             header_done,
-            header_attributes: Map::new(),
+            header_attributes: Map::default(),
             reached_eof: false,
             last_seen_poll: 0,
         }
@@ -710,7 +710,8 @@ impl Tracker {
             }
             // Header lines come first: once past them, the header's attributes are final.
             let attributes = common.get_or_insert_with(|| {
-                let mut m = Map::with_capacity(file_attrs.len() + f.header_attributes.len());
+                let mut m =
+                    centimane_core::map_with_capacity(file_attrs.len() + f.header_attributes.len());
                 for (k, v) in &file_attrs {
                     m.insert((*k).to_owned(), v.clone());
                 }

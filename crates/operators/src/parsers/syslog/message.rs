@@ -66,7 +66,7 @@ impl Message {
     /// priority, facility and the syslog severity (removed again when the entry's severity
     /// is set) are included. The timestamp is handled by the caller.
     pub(crate) fn into_map(self, with_pri: bool) -> Map {
-        let mut map = Map::new();
+        let mut map = Map::default();
         let mut put = |key: &str, value: Option<Value>| {
             if let Some(v) = value {
                 map.insert(key.to_owned(), v);

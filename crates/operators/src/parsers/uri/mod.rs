@@ -41,7 +41,7 @@ fn add_query(map: &mut Map, params: Vec<(String, Vec<String>)>) {
 
 /// The map of `text`.
 pub(crate) fn parse_uri(text: &str) -> Result<Map, String> {
-    let mut map = Map::new();
+    let mut map = Map::default();
     if let Some(query) = text.strip_prefix('?') {
         let (params, error) = parse_query(query);
         if let Some(e) = error {
