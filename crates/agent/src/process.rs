@@ -47,7 +47,9 @@ pub fn run(config: &Path, input: Option<&Path>, raw_lines: bool) -> Result<ExitC
             continue;
         }
         if raw_lines {
-            pending.push(centimane_core::Entry::new(centimane_core::Value::Str(line)));
+            pending.push(centimane_core::Entry::new(centimane_core::Value::Str(
+                line.into(),
+            )));
         } else {
             match entry_from_json(&line) {
                 Ok(e) => pending.push(e),

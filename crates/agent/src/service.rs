@@ -143,7 +143,7 @@ impl Service {
                 .opamp
                 .as_ref()
                 .and_then(|(o, _)| o.config_version_attribute.clone())
-                .map(|key| (key, Value::Str(config.config_hash.clone())));
+                .map(|key| (key, Value::Str(config.config_hash.clone().into())));
             self.tasks
                 .push(tokio::spawn(fan_out(rx, outputs, tap, stamp)));
         }
@@ -287,7 +287,7 @@ async fn fan_out(
     while let Some(mut batch) = input.recv().await {
         if let Some((key, hash)) = &stamp {
             for e in &mut batch.entries {
-                e.resource.insert(key.clone(), hash.clone());
+                e.resource.insert(key.clone().into(), hash.clone());
             }
         }
         if let Some((taps, point)) = &tap {

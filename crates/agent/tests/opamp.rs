@@ -3,7 +3,8 @@
 //! changes what the agent does mid-stream with no line lost or repeated; a broken config
 //! and a config that fails at start are refused and the old pipelines keep running; the
 //! snapshot custom message returns real records; offered an own-metrics destination the
-//! agent pushes its metrics there; a restart comes back on the last good remote config.
+//! agent pushes its metrics there; a restart comes back on the last good remote config; a
+//! lost message brings a full report; a server restart brings the agent back by itself.
 
 mod common;
 
@@ -39,6 +40,7 @@ extensions:
 {polling}
     config_version_attribute: centimane.config.hash
     own_metrics_interval: 1s
+    heartbeat_interval: 300ms
     capabilities:
       accepts_remote_config: true
       snapshot: true
@@ -379,6 +381,101 @@ fn scenario(transport: &str) {
     );
     assert_eq!(agent.stop(), 0);
     rt.block_on(server.stop());
+}
+
+/// The real agent after a lost message (the server sees a sequence gap and asks for the full
+/// state) and after the server restarts (the agent reconnects by itself and introduces
+/// itself again, its sequence numbers going on).
+fn gap_and_server_restart(transport: &str) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let server = rt
+        .block_on(TestServer::start("127.0.0.1:0".parse().unwrap()))
+        .unwrap();
+    let addr = server.addr();
+    let url = if transport == "ws" {
+        server.ws_url()
+    } else {
+        server.http_url()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("logs")).unwrap();
+    let agent_dir = dir.path().join("agent");
+    std::fs::create_dir_all(&agent_dir).unwrap();
+    let sink = Sink::start();
+    let agent = Agent::start(
+        &agent_dir,
+        &local_config(dir.path(), &url, transport, &sink),
+    );
+    let uid = rt
+        .block_on(server.wait_for(WAIT, "an agent with a description", |s| {
+            s.agents
+                .values()
+                .find(|a| a.description.is_some())
+                .map(|a| a.instance_uid)
+        }))
+        .unwrap();
+
+    // A heartbeat (or poll) lost on the way: the next one shows a gap, the server asks
+    // for the full state, and the agent sends it.
+    server.lose_next_message(uid).unwrap();
+    let record = rt
+        .block_on(server.wait_for(WAIT, "a full report after the gap", |s| {
+            let r = s.agents.get(&uid)?;
+            (r.lost_messages == 1
+                && r.full_state_requests >= 1
+                && r.messages
+                    .iter()
+                    .skip(1)
+                    .any(|m| m.msg.agent_description.is_some() && m.msg.effective_config.is_some()))
+            .then(|| r.clone())
+        }))
+        .unwrap();
+    let seqs: Vec<u64> = record.messages.iter().map(|m| m.msg.sequence_num).collect();
+    assert!(
+        seqs.windows(2).any(|w| w[1] > w[0] + 1),
+        "the server saw a gap: {seqs:?}"
+    );
+
+    // The server goes away and comes back on the same port.
+    let before = record.messages.back().unwrap().msg.sequence_num;
+    rt.block_on(server.stop());
+    std::thread::sleep(Duration::from_millis(500));
+    let server = rt
+        .block_on(TestServer::start(addr))
+        .expect("the port is free again");
+    let first = rt
+        .block_on(
+            server.wait_for(WAIT, "the agent back after the restart", |s| {
+                let r = s.agents.get(&uid)?;
+                r.messages.front().map(|m| m.msg.clone())
+            }),
+        )
+        .unwrap();
+    assert!(
+        first.agent_description.is_some() && first.effective_config.is_some(),
+        "the first message after reconnecting is a full report"
+    );
+    assert!(
+        first.sequence_num > before,
+        "sequence numbers go on: {} after {before}",
+        first.sequence_num
+    );
+    assert_eq!(agent.stop(), 0);
+    rt.block_on(server.stop());
+}
+
+#[test]
+fn gap_and_server_restart_over_websocket() {
+    gap_and_server_restart("ws");
+}
+
+#[test]
+fn gap_and_server_restart_over_http() {
+    gap_and_server_restart("http");
 }
 
 #[test]

@@ -2,7 +2,7 @@
 //! `resource.host`, `body.one["two.2"].three` (stanza.md §2).
 
 use crate::entry::Entry;
-use crate::value::{Map, Value};
+use crate::value::{Map, Text, Value};
 use std::fmt;
 use std::str::FromStr;
 
@@ -29,7 +29,7 @@ impl FieldRoot {
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Field {
     root: FieldRoot,
-    keys: Vec<String>,
+    keys: Vec<Text>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -66,15 +66,18 @@ impl Field {
     }
 
     /// A field under `root` with the given keys.
-    pub fn new(root: FieldRoot, keys: Vec<String>) -> Self {
-        Field { root, keys }
+    pub fn new<K: Into<Text>>(root: FieldRoot, keys: impl IntoIterator<Item = K>) -> Self {
+        Field {
+            root,
+            keys: keys.into_iter().map(Into::into).collect(),
+        }
     }
 
     pub fn root(&self) -> FieldRoot {
         self.root
     }
 
-    pub fn keys(&self) -> &[String] {
+    pub fn keys(&self) -> &[Text] {
         &self.keys
     }
 
@@ -244,7 +247,7 @@ impl FromStr for Field {
                 if end == 0 {
                     return Err(err(FieldError::EmptyKey));
                 }
-                keys.push(after_dot[..end].to_owned());
+                keys.push(Text::from(&after_dot[..end]));
                 rest = &after_dot[end..];
             } else if let Some(in_bracket) = rest.strip_prefix('[') {
                 if !in_bracket.contains(']') {
@@ -270,7 +273,7 @@ impl FromStr for Field {
                 if !(after.is_empty() || after.starts_with('.') || after.starts_with('[')) {
                     return Err(err(FieldError::AfterBracket));
                 }
-                keys.push(key.to_owned());
+                keys.push(Text::from(key));
                 rest = after;
             } else {
                 return Err(err(FieldError::AfterBracket));
@@ -432,7 +435,7 @@ mod tests {
             new in proptest::collection::vec(("[a-f]", any::<i8>()), 0..8),
         ) {
             let map = |pairs: &[(String, i8)]| -> Map {
-                pairs.iter().map(|(k, v)| (k.clone(), Value::Int(i64::from(*v)))).collect()
+                pairs.iter().map(|(k, v)| (Text::from(k.as_str()), Value::Int(i64::from(*v)))).collect()
             };
             let (old, new) = (map(&old), map(&new));
             let mut want = old.clone();

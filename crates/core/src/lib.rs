@@ -21,4 +21,4 @@ pub use batch::{Batch, Entries, SharedBatch};
 pub use entry::{Entry, Timestamp};
 pub use field::{Field, FieldError, FieldRoot};
 pub use operator::OperatorChain;
-pub use value::{Map, Value, map_with_capacity};
+pub use value::{Map, Text, Value, map_with_capacity};

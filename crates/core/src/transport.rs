@@ -40,7 +40,7 @@ fn take_map(key: &str, v: Value) -> Result<Map, TransportError> {
 
 fn take_string(key: &str, v: Value) -> Result<String, TransportError> {
     match v {
-        Value::Str(s) => Ok(s),
+        Value::Str(s) => Ok(s.into()),
         Value::Null => Ok(String::new()),
         _ => Err(wrong(key, "a string")),
     }
@@ -96,7 +96,7 @@ pub fn entry_from_json(line: &str) -> Result<Entry, TransportError> {
             "span_id" => entry.span_id = take_hex(&key, v)?,
             "trace_flags" => entry.trace_flags = take_hex(&key, v)?,
             "scope_name" => entry.scope_name = take_string(&key, v)?,
-            _ => return Err(TransportError::UnknownKey(key)),
+            _ => return Err(TransportError::UnknownKey(key.into())),
         }
     }
     Ok(entry)

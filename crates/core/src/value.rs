@@ -10,7 +10,11 @@ use std::fmt;
 /// Hashed with foldhash, seeded at random per process: several times cheaper than SipHash
 /// on the short keys of log attributes, and still not predictable by whoever writes the
 /// logs. Build one with `Map::default()` or [`map_with_capacity`].
-pub type Map = IndexMap<String, Value, foldhash::fast::RandomState>;
+pub type Map = IndexMap<Text, Value, foldhash::fast::RandomState>;
+
+/// The string of keys and string values: up to 24 bytes inline, so the short keys and
+/// values most log records hold cost no allocation.
+pub type Text = compact_str::CompactString;
 
 /// An empty [`Map`] with room for `n` keys.
 pub fn map_with_capacity(n: usize) -> Map {
@@ -25,7 +29,7 @@ pub enum Value {
     Bool(bool),
     Int(i64),
     Double(f64),
-    Str(String),
+    Str(Text),
     Bytes(Vec<u8>),
     Array(Vec<Value>),
     Map(Map),
@@ -79,7 +83,7 @@ impl Value {
             Value::Bool(b) => b.to_string(),
             Value::Int(i) => i.to_string(),
             Value::Double(d) => format_go_float(*d),
-            Value::Str(s) => s.clone(),
+            Value::Str(s) => s.to_string(),
             Value::Bytes(b) => String::from_utf8_lossy(b).into_owned(),
             Value::Array(_) | Value::Map(_) => serde_json::to_string(self).unwrap_or_default(),
         }
@@ -108,11 +112,16 @@ fn format_go_float(d: f64) -> String {
 
 impl From<&str> for Value {
     fn from(s: &str) -> Self {
-        Value::Str(s.to_owned())
+        Value::Str(s.into())
     }
 }
 impl From<String> for Value {
     fn from(s: String) -> Self {
+        Value::Str(s.into())
+    }
+}
+impl From<Text> for Value {
+    fn from(s: Text) -> Self {
         Value::Str(s)
     }
 }
@@ -184,10 +193,10 @@ impl<'de> Visitor<'de> for ValueSeed {
         Ok(Value::Double(v))
     }
     fn visit_str<E>(self, v: &str) -> Result<Value, E> {
-        Ok(Value::Str(v.to_owned()))
+        Ok(Value::Str(v.into()))
     }
     fn visit_string<E>(self, v: String) -> Result<Value, E> {
-        Ok(Value::Str(v))
+        Ok(Value::Str(v.into()))
     }
     fn visit_bytes<E>(self, v: &[u8]) -> Result<Value, E> {
         Ok(Value::Bytes(v.to_vec()))
@@ -215,7 +224,7 @@ impl<'de> Visitor<'de> for ValueSeed {
         // built once at its final size.
         let start = PENDING.with_borrow(Vec::len);
         let _unwind = Truncate(start);
-        while let Some(key) = access.next_key::<String>()? {
+        while let Some(key) = access.next_key::<Text>()? {
             let v = access.next_value_seed(self)?;
             PENDING.with_borrow_mut(|p| p.push((key, v)));
         }
@@ -234,7 +243,7 @@ impl<'de> Visitor<'de> for ValueSeed {
 
 thread_local! {
     /// The entries of the maps being deserialized on this thread, innermost last.
-    static PENDING: std::cell::RefCell<Vec<(String, Value)>> =
+    static PENDING: std::cell::RefCell<Vec<(Text, Value)>> =
         const { std::cell::RefCell::new(Vec::new()) };
 }
 

@@ -122,7 +122,7 @@ fn unix_nanos(ts: Timestamp) -> u64 {
 fn key_values(map: &Map) -> Vec<KeyValue> {
     map.iter()
         .map(|(key, value)| KeyValue {
-            key: key.clone(),
+            key: key.clone().into(),
             value: Some(any_value(value)),
             key_strindex: 0,
         })
@@ -137,7 +137,7 @@ pub(crate) fn any_value(value: &Value) -> AnyValue {
         Value::Bool(b) => Some(V::BoolValue(*b)),
         Value::Int(i) => Some(V::IntValue(*i)),
         Value::Double(d) => Some(V::DoubleValue(*d)),
-        Value::Str(s) => Some(V::StringValue(s.clone())),
+        Value::Str(s) => Some(V::StringValue(s.clone().into())),
         Value::Bytes(b) => Some(V::BytesValue(b.clone())),
         Value::Array(items) => Some(V::ArrayValue(ArrayValue {
             values: items.iter().map(any_value).collect(),
@@ -173,7 +173,7 @@ mod tests {
 
     #[test]
     fn arrays_and_maps_nest() {
-        let inner: Map = [("k".to_owned(), Value::Int(1))].into_iter().collect();
+        let inner: Map = [("k".into(), Value::Int(1))].into_iter().collect();
         let v = Value::Array(vec![Value::from("a"), Value::Map(inner), Value::Null]);
         let want = V::ArrayValue(ArrayValue {
             values: vec![
@@ -201,7 +201,7 @@ mod tests {
     fn map_keys_keep_their_order() {
         let m: Map = [("z", 1), ("a", 2), ("m", 3)]
             .into_iter()
-            .map(|(k, v)| (k.to_owned(), Value::Int(v)))
+            .map(|(k, v)| (k.into(), Value::Int(v)))
             .collect();
         let Some(V::KvlistValue(list)) = any(Value::Map(m)) else {
             panic!("not a kvlist");

@@ -407,9 +407,7 @@ mod tests {
 
     #[test]
     fn nested_values_print_with_types() {
-        let inner = [("k".to_owned(), Value::Bytes(vec![1]))]
-            .into_iter()
-            .collect();
+        let inner = [("k".into(), Value::Bytes(vec![1]))].into_iter().collect();
         let value = Value::Array(vec![Value::Bool(true), Value::Map(inner), Value::Null]);
         let mut out = String::new();
         write_any(&mut out, &convert::any_value(&value)).unwrap();

@@ -394,12 +394,9 @@ mod tests {
         e.trace_flags = vec![1, 7];
         e.scope_name = "scope".into();
         e.resource.insert("host.name".into(), Value::from("web-01"));
-        let inner: Map = [
-            ("k".to_owned(), Value::Int(1)),
-            (String::new(), Value::Null),
-        ]
-        .into_iter()
-        .collect();
+        let inner: Map = [("k".into(), Value::Int(1)), ("".into(), Value::Null)]
+            .into_iter()
+            .collect();
         for (k, v) in [
             ("null", Value::Null),
             ("t", Value::Bool(true)),
@@ -448,7 +445,7 @@ mod tests {
     fn long_values_need_long_varints() {
         let mut e = entry(Value::from("x".repeat(70_000)));
         e.attributes
-            .insert("k".repeat(200), Value::from("v".repeat(130)));
+            .insert("k".repeat(200).into(), Value::from("v".repeat(130)));
         same_as_prost(&[e.clone(), e]);
     }
 
@@ -498,12 +495,12 @@ mod tests {
                 1 => Value::Bool(next().is_multiple_of(2)),
                 2 => Value::Int(next() as i64 >> (next() % 64)),
                 3 => Value::Double(f64::from_bits(next())),
-                4 => Value::Str("s".repeat((next() % 200) as usize)),
+                4 => Value::Str(("s".repeat((next() % 200) as usize)).into()),
                 5 => Value::Bytes(vec![7; (next() % 20) as usize]),
                 6 => Value::Array((0..next() % 4).map(|_| value(next, depth + 1)).collect()),
                 _ => Value::Map(
                     (0..next() % 4)
-                        .map(|i| (format!("k{i}"), value(next, depth + 1)))
+                        .map(|i| (format!("k{i}").into(), value(next, depth + 1)))
                         .collect(),
                 ),
             }
@@ -521,7 +518,8 @@ mod tests {
                     e.severity = (next() % 25) as u8;
                     e.severity_text = "x".repeat((next() % 3) as usize);
                     for i in 0..next() % 10 {
-                        e.attributes.insert(format!("a{i}"), value(&mut next, 0));
+                        e.attributes
+                            .insert(format!("a{i}").into(), value(&mut next, 0));
                     }
                     if next().is_multiple_of(4) {
                         e.resource

@@ -153,7 +153,7 @@ impl Operator for SeverityParser {
         let text = match value {
             Value::Str(s) => {
                 lowercase_into(s, &mut self.key);
-                s.clone()
+                s.to_string()
             }
             Value::Bytes(b) => {
                 let s = String::from_utf8_lossy(b).into_owned();

@@ -52,7 +52,7 @@ impl TraceParser {
 fn decode(entry: &Entry, field: &Field) -> Result<Vec<u8>, String> {
     let text = match field.get(entry) {
         None => return Ok(Vec::new()),
-        Some(Value::Str(s)) => s.clone(),
+        Some(Value::Str(s)) => s.to_string(),
         // Go formats the value with `%v`; only numbers can come out as hex digits.
         Some(v @ (Value::Int(_) | Value::Double(_))) => v.to_text(),
         Some(other) => return Err(format!("{field}: a {} is not hex", other.type_name())),

@@ -55,8 +55,8 @@ impl KeySelector {
         if let Some(re) = &self.pattern {
             keys.extend(
                 map.keys()
-                    .filter(|k| re.is_match(k) && Some(*k) != self.key.as_ref())
-                    .cloned(),
+                    .filter(|k| re.is_match(k) && Some(k.as_str()) != self.key.as_deref())
+                    .map(|k| k.to_string()),
             );
         }
         keys
@@ -113,40 +113,40 @@ impl Actions {
         for action in &self.0 {
             match action {
                 Action::Insert(key, source) => {
-                    if !map.contains_key(key)
+                    if !map.contains_key(key.as_str())
                         && let Some(v) = source.get(map)
                     {
-                        map.insert(key.clone(), v);
+                        map.insert(key.clone().into(), v);
                     }
                 }
                 Action::Update(key, source) => {
-                    if map.contains_key(key)
+                    if map.contains_key(key.as_str())
                         && let Some(v) = source.get(map)
                     {
-                        map.insert(key.clone(), v);
+                        map.insert(key.clone().into(), v);
                     }
                 }
                 Action::Upsert(key, source) => {
                     if let Some(v) = source.get(map) {
-                        map.insert(key.clone(), v);
+                        map.insert(key.clone().into(), v);
                     }
                 }
                 Action::Delete(selector) => {
                     for key in selector.keys(map) {
                         // shift_remove keeps the order of the remaining attributes.
-                        map.shift_remove(&key);
+                        map.shift_remove(key.as_str());
                     }
                 }
                 Action::Hash(selector) => {
                     for key in selector.keys(map) {
-                        if let Some(v) = map.get_mut(&key) {
-                            *v = Value::Str(hash(v));
+                        if let Some(v) = map.get_mut(key.as_str()) {
+                            *v = Value::Str(hash(v).into());
                         }
                     }
                 }
                 Action::Extract { key, regex } => extract(map, key, regex),
                 Action::Convert { key, to } => {
-                    if let Some(v) = map.get_mut(key) {
+                    if let Some(v) = map.get_mut(key.as_str()) {
                         convert(v, *to);
                     }
                 }
@@ -159,7 +159,7 @@ impl Source {
     fn get(&self, map: &Map) -> Option<Value> {
         match self {
             Source::Value(v) => Some(v.clone()),
-            Source::FromAttribute(k) => map.get(k).cloned(),
+            Source::FromAttribute(k) => map.get(k.as_str()).cloned(),
         }
     }
 }
@@ -322,7 +322,7 @@ fn extract(map: &mut Map, key: &str, regex: &Regex) {
         })
         .collect();
     for (name, value) in found {
-        map.insert(name, Value::Str(value));
+        map.insert(name.into(), Value::Str(value.into()));
     }
 }
 
@@ -330,7 +330,7 @@ fn extract(map: &mut Map, key: &str, regex: &Regex) {
 fn convert(value: &mut Value, to: ConvertTo) {
     let converted = match (to, &*value) {
         (ConvertTo::Str, Value::Str(_)) => None,
-        (ConvertTo::Str, v) => Some(Value::Str(as_string(v))),
+        (ConvertTo::Str, v) => Some(Value::Str(as_string(v).into())),
         (ConvertTo::Int, Value::Double(d)) => Some(Value::Int(*d as i64)),
         (ConvertTo::Int, Value::Bool(b)) => Some(Value::Int(i64::from(*b))),
         (ConvertTo::Int, Value::Str(s)) => s.parse::<i64>().ok().map(Value::Int),
@@ -352,7 +352,7 @@ mod tests {
     fn map(pairs: &[(&str, Value)]) -> Map {
         pairs
             .iter()
-            .map(|(k, v)| ((*k).to_owned(), v.clone()))
+            .map(|(k, v)| ((*k).into(), v.clone()))
             .collect()
     }
 

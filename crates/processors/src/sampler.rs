@@ -145,7 +145,7 @@ impl SamplerConfig {
                 if let (Some(r), false) = (randomness, already_sampled) {
                     entry
                         .attributes
-                        .insert("sampling.randomness".into(), Value::Str(r_value(r)));
+                        .insert("sampling.randomness".into(), Value::Str(r_value(r).into()));
                 }
                 (
                     randomness.unwrap_or(ALL_PROBABILITIES),
@@ -159,9 +159,10 @@ impl SamplerConfig {
         }
         let keep = threshold <= randomness;
         if keep && may_mark {
-            entry
-                .attributes
-                .insert("sampling.threshold".into(), Value::Str(t_value(threshold)));
+            entry.attributes.insert(
+                "sampling.threshold".into(),
+                Value::Str(t_value(threshold).into()),
+            );
         }
         keep
     }
@@ -174,7 +175,7 @@ impl SamplerConfig {
         if self.from_attribute.is_empty() {
             return None;
         }
-        let bytes = match entry.attributes.get(&self.from_attribute)? {
+        let bytes = match entry.attributes.get(self.from_attribute.as_str())? {
             Value::Bytes(b) => b.clone(),
             other => as_string(other).into_bytes(),
         };
@@ -185,7 +186,7 @@ impl SamplerConfig {
         if self.sampling_priority.is_empty() {
             return None;
         }
-        let probability = match entry.attributes.get(&self.sampling_priority)? {
+        let probability = match entry.attributes.get(self.sampling_priority.as_str())? {
             Value::Double(d) => d / 100.0,
             Value::Int(i) => *i as f64 / 100.0,
             _ => return None,

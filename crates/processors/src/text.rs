@@ -10,7 +10,7 @@ use centimane_core::Value;
 pub(crate) fn as_string(value: &Value) -> String {
     match value {
         Value::Null => String::new(),
-        Value::Str(s) => s.clone(),
+        Value::Str(s) => s.to_string(),
         Value::Bool(b) => b.to_string(),
         Value::Int(i) => i.to_string(),
         Value::Double(d) => double_as_string(*d),
@@ -77,7 +77,7 @@ fn write_json(value: &Value, out: &mut String) {
                 if i > 0 {
                     out.push(',');
                 }
-                out.push_str(&serde_json::Value::String(k.clone()).to_string());
+                out.push_str(&serde_json::Value::String(k.clone().into()).to_string());
                 out.push(':');
                 write_json(v, out);
             }

@@ -84,8 +84,8 @@ impl<'a> Val<'a> {
             Val::Owned(v) => v,
             Val::Map(m) => Value::Map(m.clone()),
             Val::Time(t) => Value::Str(match t {
-                Some(t) => t.to_string(),
-                None => "0001-01-01T00:00:00Z".to_owned(),
+                Some(t) => t.to_string().into(),
+                None => "0001-01-01T00:00:00Z".into(),
             }),
         }
     }
@@ -169,7 +169,7 @@ pub(super) fn eval<'a>(node: &'a Node, entry: &'a Entry) -> Result<Val<'a>, Eval
         Node::Env(arg) => {
             let name = eval(arg, entry)?;
             match name.view() {
-                View::Str(var) => owned(Value::Str(std::env::var(var).unwrap_or_default())),
+                View::Str(var) => owned(Value::Str(std::env::var(var).unwrap_or_default().into())),
                 other => Err(EvalError::new(format!(
                     "env() needs a string, got {}",
                     other.type_name()
@@ -300,7 +300,7 @@ fn binary<'a>(op: BinOp, l: View<'_>, r: View<'_>) -> Result<Val<'a>, EvalError>
                 let mut s = String::with_capacity(a.len() + b.len());
                 s.push_str(a);
                 s.push_str(b);
-                owned(Value::Str(s))
+                owned(Value::Str(s.into()))
             }
             _ => arithmetic("+", l, r, i64::wrapping_add, |a, b| a + b),
         },

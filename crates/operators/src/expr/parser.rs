@@ -290,7 +290,7 @@ impl Parser {
         self.pos += 1;
         Ok(match tok {
             Tok::Num(n) => Node::Lit(n),
-            Tok::Str(s) => Node::Lit(Value::Str(s)),
+            Tok::Str(s) => Node::Lit(Value::Str(s.into())),
             Tok::Punct("(") => {
                 let inner = self.expression(0)?;
                 self.expect_punct(")")?;
@@ -350,7 +350,7 @@ impl Parser {
             ("env", 1) => Ok(match args.pop() {
                 // The environment is read when the chain is built, like `${env:X}` in config.
                 Some(Node::Lit(Value::Str(var))) => {
-                    Node::Lit(Value::Str(std::env::var(var).unwrap_or_default()))
+                    Node::Lit(Value::Str(std::env::var(var).unwrap_or_default().into()))
                 }
                 Some(arg) => Node::Env(Box::new(arg)),
                 None => return Err("env() needs one argument".to_owned()),

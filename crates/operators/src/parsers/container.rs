@@ -84,7 +84,7 @@ impl LineRegex {
                 .iter()
                 .map(|(i, name)| {
                     let value = caps.get(*i).map_or("", |m| m.as_str());
-                    (name.clone(), Value::Str(value.to_owned()))
+                    (name.as_str().into(), Value::Str(value.into()))
                 })
                 .collect(),
         )
@@ -235,7 +235,7 @@ impl Container {
             .attributes
             .shift_remove("stream")
             .ok_or_else(|| ProcessError::MissingField(attribute("stream")))?;
-        entry.attributes.insert("log.iostream".to_owned(), stream);
+        entry.attributes.insert("log.iostream".into(), stream);
         if self.add_metadata {
             self.add_k8s_metadata(entry)?;
         }
@@ -258,7 +258,7 @@ impl Container {
             .ok_or_else(|| ProcessError::Invalid("failed to detect a valid log path".to_owned()))?;
         for (group, key) in K8S_METADATA {
             let value = groups.shift_remove(group).unwrap_or_default();
-            entry.resource.insert(key.to_owned(), value);
+            entry.resource.insert(key.into(), value);
         }
         Ok(())
     }
@@ -297,7 +297,7 @@ impl Container {
         if format == Format::Docker {
             out.push(entry);
         } else {
-            let last = entry.attributes.get("logtag") == Some(&Value::Str("F".to_owned()));
+            let last = entry.attributes.get("logtag") == Some(&Value::Str("F".into()));
             self.recombiner.push(entry, last, out);
         }
     }

@@ -9,7 +9,7 @@ use super::{Parse, ParserOp, parser_config};
 use crate::error::ProcessError;
 use crate::operator::Operator;
 use centimane_core::value::NumberMode;
-use centimane_core::{Map, Value};
+use centimane_core::{Map, Text, Value};
 use serde_json::value::RawValue;
 use serde_json::{Map as JsonMap, Value as Json};
 use std::borrow::Cow;
@@ -86,7 +86,7 @@ fn compact(raw: &str) -> String {
 fn element(raw: &RawValue) -> Result<Value, ProcessError> {
     let text = raw.get();
     match text.as_bytes().first() {
-        Some(b'{') => Ok(Value::Str(compact(text))),
+        Some(b'{') => Ok(Value::Str(compact(text).into())),
         Some(b'[') => Err(ProcessError::Invalid(
             "nested arrays are not supported".to_owned(),
         )),
@@ -118,7 +118,11 @@ impl Parse for JsonArrayParser {
                 items.len()
             )));
         }
-        let map: Map = header.iter().cloned().zip(items).collect();
+        let map: Map = header
+            .iter()
+            .map(|h| Text::from(h.as_str()))
+            .zip(items)
+            .collect();
         Ok(Value::Map(map))
     }
 }

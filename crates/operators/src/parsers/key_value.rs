@@ -142,7 +142,7 @@ impl Parse for KeyValueParser {
         for pair in &self.pairs {
             match pair.split_once(self.delimiter.as_str()) {
                 Some((key, val)) => {
-                    map.insert(key.trim().to_owned(), Value::Str(val.trim().to_owned()));
+                    map.insert(key.trim().into(), Value::Str(val.trim().into()));
                 }
                 None => errors.push(format!("cannot split {pair:?} into 2 items, got 1 item(s)")),
             }

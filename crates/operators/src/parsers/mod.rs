@@ -196,7 +196,7 @@ mod tests {
                 return Err(ProcessError::NoMatch);
             }
             Ok(Value::Map(
-                [("v".to_owned(), value.clone())].into_iter().collect(),
+                [("v".into(), value.clone())].into_iter().collect(),
             ))
         }
     }

@@ -28,18 +28,21 @@ struct CacheConfig {
 pub(crate) struct RegexParser {
     regex: Regex,
     locations: CaptureLocations,
-    /// Capture group index and name of each named group.
-    names: Vec<(usize, String)>,
+    /// Capture group index of each named group, in the order of `template`'s keys.
+    groups: Vec<usize>,
+    /// The result's keys (the group names) with empty values: cloning it copies the hash
+    /// table as is, so no line hashes a key.
+    template: Map,
     cache: Option<MemoCache>,
 }
 
 pub(crate) fn build(block: JsonMap<String, Json>) -> Result<Box<dyn Operator>, String> {
     let mut cfg: RegexConfig = crate::config::from_block(block)?;
     let regex = crate::go_regex::compile(&cfg.regex).map_err(|e| format!("`regex`: {e}"))?;
-    let names: Vec<(usize, String)> = regex
+    let names: Vec<(usize, &str)> = regex
         .capture_names()
         .enumerate()
-        .filter_map(|(i, name)| Some((i, name?.to_owned())))
+        .filter_map(|(i, name)| Some((i, name?)))
         .collect();
     if names.is_empty() {
         return Err("`regex`: no named capture groups in regex pattern".to_owned());
@@ -48,10 +51,17 @@ pub(crate) fn build(block: JsonMap<String, Json>) -> Result<Box<dyn Operator>, S
         Some(Block(CacheConfig { size })) if size > 0 => Some(MemoCache::new(usize::from(size))),
         _ => None,
     };
+    // The regex crate refuses duplicate group names, so every name is one key.
+    let template: Map = names
+        .iter()
+        .map(|(_, name)| ((*name).into(), Value::Null))
+        .collect();
+    let groups = names.iter().map(|(i, _)| *i).collect();
     let parser = RegexParser {
         locations: regex.capture_locations(),
         regex,
-        names,
+        groups,
+        template,
         cache,
     };
     Ok(Box::new(ParserOp::new(cfg.base()?, parser)))
@@ -75,10 +85,10 @@ impl Parse for RegexParser {
         {
             return Err(ProcessError::NoMatch);
         }
-        let mut map = centimane_core::map_with_capacity(self.names.len());
-        for (index, name) in &self.names {
+        let mut map = self.template.clone();
+        for (value, index) in map.values_mut().zip(&self.groups) {
             let matched = self.locations.get(*index).map_or("", |(s, e)| &text[s..e]);
-            map.insert(name.clone(), Value::Str(matched.to_owned()));
+            *value = Value::Str(matched.into());
         }
         if let Some(cache) = &mut self.cache {
             cache.insert(text, &map);

@@ -397,7 +397,7 @@ mod tests {
             p.apply(&mut e),
             Err(ProcessError::MissingField(_))
         ));
-        e.body = Value::Map([("t".to_owned(), Value::Int(1))].into_iter().collect());
+        e.body = Value::Map([("t".into(), Value::Int(1))].into_iter().collect());
         p.apply(&mut e).unwrap();
         assert_eq!(e.timestamp, Some(ts("1970-01-01T00:00:01Z")));
         assert!(e.body.as_map().unwrap().contains_key("t"));
@@ -460,7 +460,7 @@ mod tests {
                 text.truncate(text.len() - 2);
             }
             let mut p = parser(json!({"layout_type": "gotime", "layout": layout, "location": location}));
-            let got = p.parse_value(&Value::Str(text.clone()), Timestamp::now).unwrap();
+            let got = p.parse_value(&Value::Str(text.clone().into()), Timestamp::now).unwrap();
             let scale = 10i32.pow(9 - digits.max(0) as u32);
             let mut want = zoned.datetime().with().subsec_nanosecond(nanos / scale * scale);
             if digits < 0 {
@@ -513,7 +513,7 @@ mod tests {
             let zoned = t.to_zoned_datetime(TimeZone::fixed(offset));
             let text = zoned.strftime(layout).to_string();
             let mut p = parser(json!({"layout": layout, "location": location}));
-            let got = p.parse_value(&Value::Str(text.clone()), Timestamp::now).unwrap();
+            let got = p.parse_value(&Value::Str(text.clone().into()), Timestamp::now).unwrap();
             let mut want = zoned.datetime();
             if !layout.contains("%f") {
                 want = want.with().subsec_nanosecond(0).build().unwrap();

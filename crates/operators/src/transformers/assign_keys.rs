@@ -5,7 +5,7 @@
 use super::Built;
 use crate::error::ProcessError;
 use crate::operator::Operator;
-use centimane_core::{Entry, Field, Map, Value};
+use centimane_core::{Entry, Field, Map, Text, Value};
 use serde::Deserialize;
 use serde_json::{Map as JsonMap, Value as Json};
 
@@ -55,7 +55,7 @@ impl Operator for AssignKeys {
         let map: Map = self
             .keys
             .iter()
-            .cloned()
+            .map(|k| Text::from(k.as_str()))
             .zip(items.iter().cloned())
             .collect();
         self.field.set(entry, Value::Map(map))?;

@@ -177,7 +177,7 @@ impl Recombiner {
     /// The combine field's text (a string, or bytes read as text); `push` checked the type.
     fn text(field: &Field, entry: &Entry) -> String {
         match field.get(entry) {
-            Some(Value::Str(s)) => s.clone(),
+            Some(Value::Str(s)) => s.clone().into(),
             Some(Value::Bytes(b)) => String::from_utf8_lossy(b).into_owned(),
             _ => String::new(),
         }
@@ -235,7 +235,7 @@ impl Recombiner {
         if let Err(e) = self
             .settings
             .combine_field
-            .set(&mut entry, Value::Str(batch.combined))
+            .set(&mut entry, Value::Str(batch.combined.into()))
         {
             // Only a bare `attributes`/`resource` combine field can fail, and those never
             // hold text, so no batch is ever opened for them.

@@ -88,7 +88,7 @@ impl Operator for Replace {
                 });
             }
         };
-        self.field.set(entry, Value::Str(replaced))?;
+        self.field.set(entry, Value::Str(replaced.into()))?;
         Ok(())
     }
 }

@@ -69,13 +69,13 @@ impl Operator for Retain {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use centimane_core::{Map, Value};
+    use centimane_core::{Map, Text, Value};
     use serde_json::json;
 
     fn map(pairs: &[(&str, Value)]) -> Map {
         pairs
             .iter()
-            .map(|(k, v)| ((*k).to_owned(), v.clone()))
+            .map(|(k, v)| (Text::from(*k), v.clone()))
             .collect()
     }
 

@@ -99,7 +99,9 @@ impl Router {
         for (key, template) in &self.routes[index].attributes {
             match template.render(entry) {
                 Ok(value) => {
-                    entry.attributes.insert(key.clone(), Value::Str(value));
+                    entry
+                        .attributes
+                        .insert(key.clone().into(), Value::Str(value.into()));
                 }
                 Err(e) => {
                     tracing::error!(operator = %self.id, "failed to label entry, dropping it: {e}");

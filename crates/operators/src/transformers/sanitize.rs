@@ -58,7 +58,7 @@ impl Operator for Sanitize {
                 });
             }
         };
-        self.field.set(entry, Value::Str(text))?;
+        self.field.set(entry, Value::Str(text.into()))?;
         Ok(())
     }
 }

@@ -42,7 +42,7 @@ impl Operator for Unquote {
                 });
             }
         };
-        self.field.set(entry, Value::Str(text))?;
+        self.field.set(entry, Value::Str(text.into()))?;
         Ok(())
     }
 }

@@ -256,7 +256,7 @@ fn attributes(
 /// Collector's `AttributesMatcher`).
 fn all_match(matchers: &[AttributeMatcher], map: &Map) -> bool {
     matchers.iter().all(|m| {
-        let Some(found) = map.get(&m.key) else {
+        let Some(found) = map.get(m.key.as_str()) else {
             return false;
         };
         match &m.value {
@@ -265,7 +265,7 @@ fn all_match(matchers: &[AttributeMatcher], map: &Map) -> bool {
             AttributeValue::Matches(re) => {
                 // Only scalars have a text form here (the Collector's attributeStringValue).
                 let text = match found {
-                    Value::Str(s) => s.clone(),
+                    Value::Str(s) => s.to_string(),
                     Value::Bool(b) => b.to_string(),
                     Value::Int(i) => i.to_string(),
                     Value::Double(d) => d.to_string(),
@@ -281,7 +281,7 @@ fn all_match(matchers: &[AttributeMatcher], map: &Map) -> bool {
 fn severity_from_config(v: &Value) -> Option<u8> {
     let text = match v {
         Value::Int(i) => i.to_string(),
-        Value::Str(s) => s.to_ascii_uppercase(),
+        Value::Str(s) => s.to_ascii_uppercase().to_string(),
         _ => return None,
     };
     if let Ok(n) = text.parse::<u8>() {

@@ -86,7 +86,9 @@ impl Operand {
                 let mut current: Cow<'a, Value> = match root {
                     Root::Body => Cow::Borrowed(&entry.body),
                     Root::SeverityNumber => Cow::Owned(Value::Int(i64::from(entry.severity))),
-                    Root::SeverityText => Cow::Owned(Value::Str(entry.severity_text.clone())),
+                    Root::SeverityText => {
+                        Cow::Owned(Value::Str(entry.severity_text.clone().into()))
+                    }
                     Root::Attributes | Root::ResourceAttributes => {
                         let map = match root {
                             Root::Attributes => &entry.attributes,
@@ -97,7 +99,7 @@ impl Operand {
                             return Cow::Owned(Value::Map(map.clone()));
                         };
                         let found = match first {
-                            Index::Key(k) => map.get(k),
+                            Index::Key(k) => map.get(k.as_str()),
                             Index::Position(_) => None,
                         };
                         return match found {
@@ -119,7 +121,7 @@ fn index_into<'a>(value: Cow<'a, Value>, indexes: &[Index]) -> Cow<'a, Value> {
     let mut current = value;
     for index in indexes {
         let next = match (&*current, index) {
-            (Value::Map(m), Index::Key(k)) => m.get(k).cloned(),
+            (Value::Map(m), Index::Key(k)) => m.get(k.as_str()).cloned(),
             (Value::Array(items), Index::Position(i)) => {
                 usize::try_from(*i).ok().and_then(|i| items.get(i)).cloned()
             }
@@ -421,7 +423,7 @@ impl Parser {
             .next()
             .ok_or("a condition ends where a value was expected")?;
         match token {
-            Token::Str(s) => Ok(Operand::Literal(Value::Str(s))),
+            Token::Str(s) => Ok(Operand::Literal(Value::Str(s.into()))),
             Token::Int(i) => Ok(Operand::Literal(Value::Int(i))),
             Token::Float(f) => Ok(Operand::Literal(Value::Double(f))),
             Token::Ident(name) => {

@@ -172,15 +172,15 @@ impl Decode {
                     return None;
                 }
                 Some(match std::str::from_utf8(token) {
-                    Ok(s) => Value::Str(s.to_owned()),
+                    Ok(s) => Value::Str(s.into()),
                     Err(_) if matches!(self, Decode::Utf8Raw) => Value::Bytes(token.to_vec()),
-                    Err(_) => Value::Str(String::from_utf8_lossy(token).into_owned()),
+                    Err(_) => Value::Str(String::from_utf8_lossy(token).into_owned().into()),
                 })
             }
             Decode::Other(encoding) => {
                 let (text, _) = encoding.decode_without_bom_handling(token);
                 let text = trim.text(&text);
-                (!text.is_empty()).then(|| Value::Str(text.to_owned()))
+                (!text.is_empty()).then(|| Value::Str(text.into()))
             }
         }
     }

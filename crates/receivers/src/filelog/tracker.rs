@@ -643,21 +643,27 @@ impl Tracker {
         let f = self.files.get_mut(&key).expect("file of the batch");
         let mut file_attrs: Vec<(&'static str, Value)> = Vec::new();
         if flags.name {
-            file_attrs.push(("log.file.name", Value::Str(file_name(&f.path))));
+            file_attrs.push(("log.file.name", Value::Str(file_name(&f.path).into())));
         }
         if flags.path {
-            file_attrs.push(("log.file.path", Value::Str(f.path.display().to_string())));
+            file_attrs.push((
+                "log.file.path",
+                Value::Str(f.path.display().to_string().into()),
+            ));
         }
         if (flags.name_resolved || flags.path_resolved)
             && let Ok(resolved) = std::fs::canonicalize(&f.path)
         {
             if flags.name_resolved {
-                file_attrs.push(("log.file.name_resolved", Value::Str(file_name(&resolved))));
+                file_attrs.push((
+                    "log.file.name_resolved",
+                    Value::Str(file_name(&resolved).into()),
+                ));
             }
             if flags.path_resolved {
                 file_attrs.push((
                     "log.file.path_resolved",
-                    Value::Str(resolved.display().to_string()),
+                    Value::Str(resolved.display().to_string().into()),
                 ));
             }
         }
@@ -667,17 +673,17 @@ impl Tracker {
             if flags.owner
                 && let Some(n) = fileinfo::user_name(meta.uid())
             {
-                file_attrs.push(("log.file.owner.name", Value::Str(n)));
+                file_attrs.push(("log.file.owner.name", Value::Str(n.into())));
             }
             if flags.group
                 && let Some(n) = fileinfo::group_name(meta.gid())
             {
-                file_attrs.push(("log.file.owner.group.name", Value::Str(n)));
+                file_attrs.push(("log.file.owner.group.name", Value::Str(n.into())));
             }
             if flags.permissions {
                 file_attrs.push((
                     "log.file.permissions",
-                    Value::Str(fileinfo::permissions(&meta)),
+                    Value::Str(fileinfo::permissions(&meta).into()),
                 ));
             }
         }
@@ -713,7 +719,7 @@ impl Tracker {
                 let mut m =
                     centimane_core::map_with_capacity(file_attrs.len() + f.header_attributes.len());
                 for (k, v) in &file_attrs {
-                    m.insert((*k).to_owned(), v.clone());
+                    m.insert((*k).into(), v.clone());
                 }
                 for (k, v) in &f.header_attributes {
                     m.insert(k.clone(), v.clone());

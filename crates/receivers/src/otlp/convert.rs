@@ -64,7 +64,7 @@ fn timestamp(nanos: u64) -> Option<Timestamp> {
 fn to_map(attributes: Vec<KeyValue>) -> Map {
     let mut map = centimane_core::map_with_capacity(attributes.len());
     for kv in attributes {
-        map.insert(kv.key, kv.value.map_or(Value::Null, to_value));
+        map.insert(kv.key.into(), kv.value.map_or(Value::Null, to_value));
     }
     map
 }
@@ -73,7 +73,7 @@ fn to_value(value: AnyValue) -> Value {
     use any_value::Value as V;
     match value.value {
         None => Value::Null,
-        Some(V::StringValue(s)) => Value::Str(s),
+        Some(V::StringValue(s)) => Value::Str(s.into()),
         Some(V::BoolValue(b)) => Value::Bool(b),
         Some(V::IntValue(i)) => Value::Int(i),
         Some(V::DoubleValue(d)) => Value::Double(d),

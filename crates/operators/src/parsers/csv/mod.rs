@@ -10,7 +10,7 @@ mod reader;
 use super::{Parse, ParserBase, parser_config};
 use crate::error::ProcessError;
 use crate::operator::Operator;
-use centimane_core::{Entry, Map, Value};
+use centimane_core::{Entry, Map, Text, Value};
 use reader::{Reader, Record};
 use serde_json::{Map as JsonMap, Value as Json};
 
@@ -141,8 +141,8 @@ fn zip(header: &[String], fields: Vec<String>) -> Result<Value, ProcessError> {
     }
     let map: Map = header
         .iter()
-        .cloned()
-        .zip(fields.into_iter().map(Value::Str))
+        .map(|h| Text::from(h.as_str()))
+        .zip(fields.into_iter().map(Value::from))
         .collect();
     Ok(Value::Map(map))
 }
@@ -177,7 +177,7 @@ impl Operator for CsvParser {
         let dynamic;
         let header = match &self.header {
             Header::Static(header) => header.as_slice(),
-            Header::Attribute { name, delimiter } => match entry.attributes.get(name) {
+            Header::Attribute { name, delimiter } => match entry.attributes.get(name.as_str()) {
                 Some(Value::Str(h)) => {
                     dynamic = h.split(*delimiter).map(str::to_owned).collect::<Vec<_>>();
                     dynamic.as_slice()

@@ -69,14 +69,14 @@ impl Message {
         let mut map = Map::default();
         let mut put = |key: &str, value: Option<Value>| {
             if let Some(v) = value {
-                map.insert(key.to_owned(), v);
+                map.insert(key.into(), v);
             }
         };
-        put("hostname", self.hostname.map(Value::Str));
-        put("appname", self.appname.map(Value::Str));
-        put("proc_id", self.proc_id.map(Value::Str));
-        put("msg_id", self.msg_id.map(Value::Str));
-        put("message", self.message.map(Value::Str));
+        put("hostname", self.hostname.map(Value::from));
+        put("appname", self.appname.map(Value::from));
+        put("proc_id", self.proc_id.map(Value::from));
+        put("msg_id", self.msg_id.map(Value::from));
+        put("message", self.message.map(Value::from));
         put(
             "structured_data",
             self.structured_data.map(|sd| {
@@ -85,9 +85,9 @@ impl Message {
                         .map(|(id, params)| {
                             let params: Map = params
                                 .into_iter()
-                                .map(|(k, v)| (k, Value::Str(v)))
+                                .map(|(k, v)| (k.into(), Value::Str(v.into())))
                                 .collect();
-                            (id, Value::Map(params))
+                            (id.into(), Value::Map(params))
                         })
                         .collect(),
                 )
@@ -102,7 +102,7 @@ impl Message {
                 "facility_text",
                 FACILITIES
                     .get(usize::from(pri / 8))
-                    .map(|f| Value::Str((*f).to_owned())),
+                    .map(|f| Value::Str((*f).into())),
             );
         }
         map

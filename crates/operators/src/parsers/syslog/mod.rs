@@ -251,7 +251,7 @@ impl Operator for SyslogParser {
         let time = message.timestamp;
         let mut map = message.into_map(!skip_pri);
         if let Some(t) = time {
-            map.insert("timestamp".to_owned(), Value::Str(t.to_string()));
+            map.insert("timestamp".into(), Value::Str(t.to_string().into()));
         }
         self.base.write(entry, Value::Map(map))?;
         // Stanza's `none` protocol carries no time, so it has no implicit time parser.

@@ -31,12 +31,12 @@ fn add_query(map: &mut Map, params: Vec<(String, Vec<String>)>) {
         .into_iter()
         .map(|(k, values)| {
             (
-                k,
-                Value::Array(values.into_iter().map(Value::Str).collect()),
+                k.into(),
+                Value::Array(values.into_iter().map(Value::from).collect()),
             )
         })
         .collect();
-    map.insert("query".to_owned(), Value::Map(query));
+    map.insert("query".into(), Value::Map(query));
 }
 
 /// The map of `text`.
@@ -53,7 +53,7 @@ pub(crate) fn parse_uri(text: &str) -> Result<Map, String> {
     let url = Url::parse_request_uri(text).map_err(|e| format!("parse {text:?}: {e}"))?;
     let mut put = |key: &str, value: &str| {
         if !value.is_empty() {
-            map.insert(key.to_owned(), Value::Str(value.to_owned()));
+            map.insert(key.into(), Value::Str(value.into()));
         }
     };
     put("scheme", &url.scheme);
