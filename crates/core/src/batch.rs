@@ -25,9 +25,14 @@ impl Batch {
         self.entries.is_empty()
     }
 
-    /// Moves `other`'s entries and tokens into this batch.
+    /// Moves `other`'s entries and tokens into this batch. Into an empty batch with less
+    /// room, `other`'s vector is taken whole instead of copying its entries.
     pub fn append(&mut self, mut other: Batch) {
-        self.entries.append(&mut other.entries);
+        if self.entries.is_empty() && self.entries.capacity() < other.entries.capacity() {
+            std::mem::swap(&mut self.entries, &mut other.entries);
+        } else {
+            self.entries.append(&mut other.entries);
+        }
         self.acks.append(&mut other.acks);
     }
 

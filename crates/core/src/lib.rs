@@ -11,6 +11,7 @@ pub mod batch;
 pub mod config;
 pub mod entry;
 pub mod field;
+mod json;
 pub mod operator;
 pub mod recycle;
 pub mod transport;

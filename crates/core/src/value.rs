@@ -92,7 +92,13 @@ impl Value {
     /// Parses JSON text into a `Value`. With `NumberMode::AllDouble` every number becomes a
     /// double (Stanza's `json_parser` default); with `IntsWhenIntegral` numbers written
     /// without a fraction or exponent that fit an int64 become `Int`.
+    ///
+    /// Most text takes a direct reader (`json.rs`); whatever it does not handle exactly as
+    /// serde_json would (errors included) is parsed by serde_json.
     pub fn from_json_str(text: &str, numbers: NumberMode) -> Result<Value, serde_json::Error> {
+        if let Some(value) = crate::json::parse(text, numbers) {
+            return Ok(value);
+        }
         let mut de = serde_json::Deserializer::from_str(text);
         let value = ValueSeed { numbers }.deserialize(&mut de)?;
         de.end()?;
@@ -248,7 +254,7 @@ thread_local! {
 }
 
 /// Spare room in an outermost map (see `visit_map`).
-const TOP_LEVEL_ROOM: usize = 2;
+pub(crate) const TOP_LEVEL_ROOM: usize = 2;
 
 /// Drops what a map left on [`PENDING`] when its deserialization failed, and gives back
 /// the memory of an exceptionally large object.

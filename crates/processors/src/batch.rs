@@ -77,6 +77,11 @@ pub(crate) async fn run(
         if pending.is_empty() && pending.acks.is_empty() {
             deadline = Some(Instant::now() + config.timeout.0);
         }
+        if !pending.is_empty() && config.send_batch_size > 0 {
+            // Room for a whole batch once, rather than growing (and copying) step by step.
+            let want = config.send_batch_size.max(pending.len() + batch.len());
+            pending.entries.reserve(want - pending.len());
+        }
         pending.append(batch);
         if config.send_batch_size > 0 && pending.len() >= config.send_batch_size {
             if !send(&mut pending, &config, &output, false).await {

@@ -82,34 +82,34 @@ pub(crate) fn read_lines(
     lines: &mut Vec<Line>,
     finish: bool,
 ) -> std::io::Result<ReadEnd> {
-    scratch.clear();
     let limit = lines.len() + max_lines;
     let mut eof = false;
-    // scratch[0] is at pos.offset (uncompressed files); consumed bytes are drained.
+    // scratch[..filled] is the data read, scratch[0] at pos.offset (uncompressed files);
+    // consumed bytes are moved out. The buffer keeps its length between calls, so its
+    // bytes are zeroed once, when it grows, not before every read.
+    let mut filled = 0usize;
     loop {
         if !eof {
-            let filled = scratch.len();
-            scratch.resize(filled + READ_CHUNK, 0);
+            if scratch.len() < filled + READ_CHUNK {
+                scratch.resize(filled + READ_CHUNK, 0);
+            }
             let n = loop {
-                match source.read(&mut scratch[filled..]) {
+                match source.read(&mut scratch[filled..filled + READ_CHUNK]) {
                     Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                     other => break other,
                 }
             };
             match n {
                 Ok(n) => {
-                    scratch.truncate(filled + n);
+                    filled += n;
                     eof = n == 0;
                 }
-                Err(e) => {
-                    scratch.truncate(filled);
-                    return Err(e);
-                }
+                Err(e) => return Err(e),
             }
         }
         let mut start = 0usize;
         while lines.len() < limit {
-            let data = &scratch[start..];
+            let data = &scratch[start..filled];
             if pos.skipping {
                 // Truncate mode: drop the rest of an over-long token up to its delimiter.
                 match opts.split.find(data, opts.max_log_size) {
@@ -119,7 +119,7 @@ pub(crate) fn read_lines(
                         continue;
                     }
                     None => {
-                        start = scratch.len();
+                        start = filled;
                         break;
                     }
                 }
@@ -153,20 +153,21 @@ pub(crate) fn read_lines(
                 if finish || tail_is_due(pos, tail_at, data.len(), opts.force_flush_period) {
                     let range = opts.split.flush_range(data);
                     emit(&data[range], tail_at, opts, pos, lines);
-                    start = scratch.len();
+                    start = filled;
                 }
             }
             break;
         }
         if start > 0 {
-            scratch.drain(..start);
+            scratch.copy_within(start..filled, 0);
+            filled -= start;
             pos.offset += start as u64;
         }
         if lines.len() >= limit {
             return Ok(ReadEnd::Full);
         }
         if eof {
-            if scratch.is_empty() {
+            if filled == 0 {
                 pos.tail = None;
             }
             return Ok(ReadEnd::Eof);

@@ -1,0 +1,517 @@
+//! A direct JSON reader for the common case of [`Value::from_json_str`]: a log line that
+//! holds a JSON object.
+//!
+//! It reads the bytes straight into [`Value`]s (keys and short strings inline in [`Text`],
+//! a map built once at its final size from entries kept on a local stack) without serde's
+//! visitor machinery and thread-local state. It gives up (`None`) on anything it does not
+//! handle exactly as serde_json does: syntax errors, nesting deeper than serde_json allows,
+//! numbers whose mapping has corner cases (`-0`, integers beyond 64 bits, out-of-range
+//! doubles) and lone surrogate escapes. The caller then parses with serde_json, which stays
+//! the reference for results and error messages; `tests` check the two agree.
+
+use crate::value::{Map, NumberMode, TOP_LEVEL_ROOM, Text, Value};
+
+/// serde_json refuses deeper nesting (its recursion limit); giving up first lets it report.
+const MAX_DEPTH: usize = 127;
+
+thread_local! {
+    /// The map-entry stack, kept between parses so it is allocated once per thread.
+    static STACK: std::cell::Cell<Vec<(Text, Value)>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
+/// A stack this large after an exceptional object is given back rather than kept.
+const STACK_KEPT: usize = 1024;
+
+/// Parses `text` as one JSON value, or `None` when serde_json must decide.
+pub(crate) fn parse(text: &str, numbers: NumberMode) -> Option<Value> {
+    let mut r = Reader {
+        text,
+        bytes: text.as_bytes(),
+        at: 0,
+        numbers,
+        pending: STACK.take(),
+    };
+    r.skip_ws();
+    let value = r.value(0);
+    r.skip_ws();
+    let complete = r.at == r.bytes.len();
+    let mut stack = r.pending;
+    if stack.capacity() <= STACK_KEPT {
+        // Entries left by a parse that gave up are dropped here.
+        stack.clear();
+        STACK.set(stack);
+    }
+    value.filter(|_| complete)
+}
+
+struct Reader<'a> {
+    text: &'a str,
+    bytes: &'a [u8],
+    at: usize,
+    numbers: NumberMode,
+    /// Entries of the maps being read, innermost last.
+    pending: Vec<(Text, Value)>,
+}
+
+impl Reader<'_> {
+    fn peek(&self) -> Option<u8> {
+        self.bytes.get(self.at).copied()
+    }
+
+    fn skip_ws(&mut self) {
+        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.peek() {
+            self.at += 1;
+        }
+    }
+
+    fn literal(&mut self, word: &[u8], value: Value) -> Option<Value> {
+        if self.bytes[self.at..].starts_with(word) {
+            self.at += word.len();
+            Some(value)
+        } else {
+            None
+        }
+    }
+
+    fn value(&mut self, depth: usize) -> Option<Value> {
+        match self.peek()? {
+            b'{' => self.object(depth),
+            b'[' => self.array(depth),
+            b'"' => self.string().map(Value::Str),
+            b't' => self.literal(b"true", Value::Bool(true)),
+            b'f' => self.literal(b"false", Value::Bool(false)),
+            b'n' => self.literal(b"null", Value::Null),
+            b'-' | b'0'..=b'9' => self.number(),
+            _ => None,
+        }
+    }
+
+    fn object(&mut self, depth: usize) -> Option<Value> {
+        if depth >= MAX_DEPTH {
+            return None;
+        }
+        self.at += 1;
+        let start = self.pending.len();
+        self.skip_ws();
+        if self.peek()? == b'}' {
+            self.at += 1;
+        } else {
+            loop {
+                if self.peek()? != b'"' {
+                    return None;
+                }
+                let key = self.string()?;
+                self.skip_ws();
+                if self.peek()? != b':' {
+                    return None;
+                }
+                self.at += 1;
+                self.skip_ws();
+                let value = self.value(depth + 1)?;
+                self.pending.push((key, value));
+                self.skip_ws();
+                match self.peek()? {
+                    b',' => {
+                        self.at += 1;
+                        self.skip_ws();
+                    }
+                    b'}' => {
+                        self.at += 1;
+                        break;
+                    }
+                    _ => return None,
+                }
+            }
+        }
+        // Built as the serde path builds it (same capacity, later duplicates replacing
+        // earlier values in the first one's place), so both give equal maps.
+        let room = if depth == 0 { TOP_LEVEL_ROOM } else { 0 };
+        let mut map: Map = crate::map_with_capacity(self.pending.len() - start + room);
+        map.extend(self.pending.drain(start..));
+        Some(Value::Map(map))
+    }
+
+    fn array(&mut self, depth: usize) -> Option<Value> {
+        if depth >= MAX_DEPTH {
+            return None;
+        }
+        self.at += 1;
+        let mut items = Vec::new();
+        self.skip_ws();
+        if self.peek()? == b']' {
+            self.at += 1;
+            return Some(Value::Array(items));
+        }
+        loop {
+            items.push(self.value(depth + 1)?);
+            self.skip_ws();
+            match self.peek()? {
+                b',' => {
+                    self.at += 1;
+                    self.skip_ws();
+                }
+                b']' => {
+                    self.at += 1;
+                    return Some(Value::Array(items));
+                }
+                _ => return None,
+            }
+        }
+    }
+
+    /// A string at the opening quote. Unescaped runs are sliced from the input, which is
+    /// valid UTF-8 and split only at ASCII bytes, so no check is needed.
+    fn string(&mut self) -> Option<Text> {
+        self.at += 1;
+        let start = self.at;
+        let end = self.plain_run(start)?;
+        if self.bytes[end] == b'"' {
+            self.at = end + 1;
+            return Some(Text::from(&self.text[start..end]));
+        }
+        let mut out = String::from(&self.text[start..end]);
+        self.at = end;
+        loop {
+            // At a backslash.
+            self.at += 1;
+            match *self.bytes.get(self.at)? {
+                b'"' => out.push('"'),
+                b'\\' => out.push('\\'),
+                b'/' => out.push('/'),
+                b'b' => out.push('\u{8}'),
+                b'f' => out.push('\u{c}'),
+                b'n' => out.push('\n'),
+                b'r' => out.push('\r'),
+                b't' => out.push('\t'),
+                b'u' => out.push(self.unicode_escape()?),
+                _ => return None,
+            }
+            self.at += 1;
+            let run_start = self.at;
+            let end = self.plain_run(run_start)?;
+            out.push_str(&self.text[run_start..end]);
+            self.at = end;
+            if self.bytes[end] == b'"' {
+                self.at = end + 1;
+                return Some(Text::from(out));
+            }
+        }
+    }
+
+    /// The end of the run of plain string bytes from `from`: the index of the next `"` or
+    /// `\`. `None` at a control character (not allowed in JSON strings) or the input's end.
+    fn plain_run(&self, from: usize) -> Option<usize> {
+        // Eight bytes at a time: a byte that is `"`, `\` or below 0x20 sets its high bit
+        // in `hits`. Borrows can only mark bytes after a real hit, so the lowest mark is
+        // the first such byte.
+        const ONES: u64 = u64::from_ne_bytes([1; 8]);
+        const HIGH: u64 = ONES << 7;
+        let zero_byte = |v: u64| v.wrapping_sub(ONES) & !v & HIGH;
+        let mut at = from;
+        while let Some(chunk) = self.bytes.get(at..at + 8) {
+            let v = u64::from_le_bytes(chunk.try_into().expect("8 bytes"));
+            let hits = zero_byte(v ^ (ONES * u64::from(b'"')))
+                | zero_byte(v ^ (ONES * u64::from(b'\\')))
+                | (v.wrapping_sub(ONES * 0x20) & !v & HIGH);
+            if hits != 0 {
+                at += (hits.trailing_zeros() / 8) as usize;
+                return self.stop_at(at);
+            }
+            at += 8;
+        }
+        while let Some(b) = self.bytes.get(at) {
+            if matches!(b, b'"' | b'\\') || *b < 0x20 {
+                return self.stop_at(at);
+            }
+            at += 1;
+        }
+        None
+    }
+
+    /// `at` holds `"`, `\` or a control character; the last is not allowed in a string.
+    fn stop_at(&self, at: usize) -> Option<usize> {
+        (self.bytes[at] >= 0x20).then_some(at)
+    }
+
+    /// `\uXXXX` (with `at` on the `u`), a surrogate pair taking a second escape; leaves
+    /// `at` on the last hex digit.
+    fn unicode_escape(&mut self) -> Option<char> {
+        let high = self.hex4(self.at + 1)?;
+        self.at += 4;
+        let code = match high {
+            0xD800..=0xDBFF => {
+                if self.bytes.get(self.at + 1..self.at + 3)? != b"\\u" {
+                    return None;
+                }
+                let low = self.hex4(self.at + 3)?;
+                if !(0xDC00..=0xDFFF).contains(&low) {
+                    return None;
+                }
+                self.at += 6;
+                0x10000 + ((u32::from(high) - 0xD800) << 10) + (u32::from(low) - 0xDC00)
+            }
+            0xDC00..=0xDFFF => return None,
+            other => u32::from(other),
+        };
+        char::from_u32(code)
+    }
+
+    fn hex4(&self, at: usize) -> Option<u16> {
+        let digits = self.bytes.get(at..at + 4)?;
+        let mut v = 0u16;
+        for d in digits {
+            v = v * 16 + (*d as char).to_digit(16)? as u16;
+        }
+        Some(v)
+    }
+
+    /// A number per the JSON grammar, mapped as serde_json maps it: integers to `u64`/`i64`
+    /// (then `Int` or `Double` by `numbers`), anything with a fraction or exponent to a
+    /// double (serde_json with `float_roundtrip` rounds as `f64::from_str` does).
+    fn number(&mut self) -> Option<Value> {
+        let start = self.at;
+        let negative = self.peek() == Some(b'-');
+        if negative {
+            self.at += 1;
+        }
+        let int_start = self.at;
+        match self.peek()? {
+            b'0' => self.at += 1,
+            b'1'..=b'9' => {
+                while let Some(b'0'..=b'9') = self.peek() {
+                    self.at += 1;
+                }
+            }
+            _ => return None,
+        }
+        let int_end = self.at;
+        let mut integral = true;
+        if self.peek() == Some(b'.') {
+            integral = false;
+            self.at += 1;
+            self.digits()?;
+        }
+        if let Some(b'e' | b'E') = self.peek() {
+            integral = false;
+            self.at += 1;
+            if let Some(b'+' | b'-') = self.peek() {
+                self.at += 1;
+            }
+            self.digits()?;
+        }
+        if !integral {
+            let d: f64 = self.text[start..self.at].parse().ok()?;
+            return d.is_finite().then_some(Value::Double(d));
+        }
+        let magnitude: u64 = self.text[int_start..int_end].parse().ok()?;
+        if negative {
+            // `-0` becomes a double -0.0 and beyond i64 a double too: left to serde_json.
+            let m = i64::try_from(magnitude).ok().filter(|m| *m > 0)?;
+            return Some(match self.numbers {
+                NumberMode::AllDouble => Value::Double(-m as f64),
+                NumberMode::IntsWhenIntegral => Value::Int(-m),
+            });
+        }
+        Some(match (self.numbers, i64::try_from(magnitude)) {
+            (NumberMode::IntsWhenIntegral, Ok(i)) => Value::Int(i),
+            _ => Value::Double(magnitude as f64),
+        })
+    }
+
+    /// One or more digits.
+    fn digits(&mut self) -> Option<()> {
+        let from = self.at;
+        while let Some(b'0'..=b'9') = self.peek() {
+            self.at += 1;
+        }
+        (self.at > from).then_some(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// The serde_json path alone.
+    fn reference(text: &str, numbers: NumberMode) -> Option<Value> {
+        use serde::de::DeserializeSeed;
+        let mut de = serde_json::Deserializer::from_str(text);
+        let v = crate::value::ValueSeed { numbers }
+            .deserialize(&mut de)
+            .ok()?;
+        de.end().ok()?;
+        Some(v)
+    }
+
+    fn same(text: &str) {
+        for numbers in [NumberMode::AllDouble, NumberMode::IntsWhenIntegral] {
+            let fast = parse(text, numbers);
+            let slow = reference(text, numbers);
+            match (&fast, &slow) {
+                // Giving up is always allowed; accepting must agree, bit for bit.
+                (None, _) => {}
+                (Some(f), Some(s)) => assert!(
+                    identical(f, s),
+                    "{text:?} {numbers:?}: fast {f:?} serde {s:?}"
+                ),
+                (Some(f), None) => panic!("{text:?}: fast accepted {f:?}, serde refused"),
+            }
+        }
+    }
+
+    /// Equality that tells -0.0 from 0.0 and compares maps in order.
+    fn identical(a: &Value, b: &Value) -> bool {
+        match (a, b) {
+            (Value::Double(x), Value::Double(y)) => x.to_bits() == y.to_bits(),
+            (Value::Array(x), Value::Array(y)) => {
+                x.len() == y.len() && x.iter().zip(y).all(|(a, b)| identical(a, b))
+            }
+            (Value::Map(x), Value::Map(y)) => {
+                x.len() == y.len()
+                    && x.iter()
+                        .zip(y)
+                        .all(|((ka, va), (kb, vb))| ka == kb && identical(va, vb))
+            }
+            _ => a == b,
+        }
+    }
+
+    #[test]
+    fn log_lines_are_read_by_the_fast_path() {
+        let line = r#"{"ts":"2024-05-01T12:00:00.000Z","level":"info","seq":0,"dur_ms":53.344,"ok":true,"n":null,"a":[1,-2,3.5e2],"m":{"k":"v\n\u00e9\ud83d\ude00"}}"#;
+        for numbers in [NumberMode::AllDouble, NumberMode::IntsWhenIntegral] {
+            let fast = parse(line, numbers).expect("the fast path reads a log line");
+            assert!(identical(&fast, &reference(line, numbers).unwrap()));
+        }
+    }
+
+    #[test]
+    fn strings_are_scanned_eight_bytes_at_a_time() {
+        for (text, want) in [
+            ("\"abcdefgh\"", Some("abcdefgh")),
+            (
+                "\"abcdefghijklmnop\\\\qrstuvwxyz0123456789é\\\"\"",
+                Some("abcdefghijklmnop\\qrstuvwxyz0123456789é\""),
+            ),
+            ("\"0123456789abcdef\"", Some("0123456789abcdef")),
+            ("\"abcdefghij\u{1f}klmnopq\"", None),
+            ("\"abcdefghijklmnopq", None),
+        ] {
+            let got = parse(text, NumberMode::AllDouble);
+            assert_eq!(got, want.map(Value::from), "{text:?}");
+        }
+    }
+
+    #[test]
+    fn corner_cases_agree_or_fall_back() {
+        for text in [
+            "",
+            " ",
+            "{",
+            "}",
+            "{}",
+            "[]",
+            " { } ",
+            "{\"a\":1,}",
+            "[1,]",
+            "{\"a\" 1}",
+            "{a:1}",
+            "{\"a\":1}x",
+            "\"\\x\"",
+            "\"\\u12\"",
+            "\"\\ud800\"",
+            "\"\\udc00\"",
+            "\"\\ud800\\u0041\"",
+            "\"a\u{1}b\"",
+            "\"abcdefghij\u{1f}klmnopq\"",
+            "\"abcdefghijklmnop\\\\qrstuvwxyz0123456789é\\\"\"",
+            "\"abcdefgh\"",
+            "\"tab\there\"",
+            "01",
+            "-",
+            "-0",
+            "-0.0",
+            "1.",
+            ".5",
+            "1e",
+            "1e+",
+            "1E-2",
+            "1e400",
+            "-1e400",
+            "18446744073709551615",
+            "18446744073709551616",
+            "-9223372036854775808",
+            "-9223372036854775809",
+            "9223372036854775807",
+            "9223372036854775808",
+            "123456789012345678901234567890",
+            "0.1",
+            "2.5e-324",
+            "1.7976931348623157e308",
+            "tru",
+            "nul",
+            "falsey",
+            "{\"a\":1,\"a\":2,\"b\":3}",
+            "[[[[[]]]]]",
+            "\"é ünïcødé\"",
+            "\"\\/\\b\\f\\r\"",
+        ] {
+            same(text);
+        }
+        let deep = "[".repeat(200) + &"]".repeat(200);
+        assert_eq!(
+            parse(&deep, NumberMode::AllDouble),
+            None,
+            "left to serde_json"
+        );
+        same(&deep);
+    }
+
+    fn json_text() -> impl Strategy<Value = String> {
+        let leaf = prop_oneof![
+            Just("null".to_owned()),
+            any::<bool>().prop_map(|b| b.to_string()),
+            any::<i64>().prop_map(|i| i.to_string()),
+            any::<u64>().prop_map(|i| i.to_string()),
+            any::<f64>().prop_map(|d| format!("{d:e}")),
+            any::<f64>().prop_map(|d| d.to_string()),
+            "-?[0-9]{1,25}(\\.[0-9]{1,20})?([eE][+-]?[0-9]{1,3})?",
+            any::<String>().prop_map(|s| serde_json::to_string(&s).unwrap()),
+            "\"([a-z \\\\\"/]|\\\\[nrtbf\"\\\\/]|\\\\u[0-9a-fA-F]{4})*\"",
+        ];
+        leaf.prop_recursive(4, 48, 6, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..6)
+                    .prop_map(|v| format!("[{}]", v.join(","))),
+                proptest::collection::vec(("[a-z]{0,3}", inner), 0..6).prop_map(|kv| {
+                    let body: Vec<String> =
+                        kv.iter().map(|(k, v)| format!(" \"{k}\" : {v} ")).collect();
+                    format!("{{{}}}", body.join(","))
+                }),
+            ]
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn agrees_with_serde_json(text in json_text()) {
+            same(&text);
+        }
+
+        #[test]
+        fn agrees_on_mangled_json(text in json_text(), cut in any::<prop::sample::Index>(), byte in any::<u8>()) {
+            let mut bytes = text.into_bytes();
+            let i = cut.index(bytes.len() + 1);
+            bytes.insert(i, byte);
+            if let Ok(text) = String::from_utf8(bytes) {
+                same(&text);
+            }
+        }
+
+        #[test]
+        fn never_panics(text in ".*") {
+            let _ = parse(&text, NumberMode::IntsWhenIntegral);
+        }
+    }
+}
