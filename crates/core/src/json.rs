@@ -17,7 +17,24 @@ const MAX_DEPTH: usize = 127;
 thread_local! {
     /// The map-entry stack, kept between parses so it is allocated once per thread.
     static STACK: std::cell::Cell<Vec<(Text, Value)>> = const { std::cell::Cell::new(Vec::new()) };
+    /// The key layout of recent top-level objects on this thread (see [`Shape`]).
+    static SHAPE: std::cell::Cell<Shape> = std::cell::Cell::new(Shape::default());
 }
+
+/// Log lines of one source mostly carry the same keys in the same order. The last such
+/// layout is kept as a map of those keys (values `Null`); an object with exactly these keys
+/// copies its hash table instead of hashing and inserting every key again.
+///
+/// `score` keeps one odd line from replacing a layout that keeps matching: hits raise it
+/// (up to a cap), misses lower it, and the layout is replaced only once it fell below
+/// zero, so alternating layouts cost a rebuild every few lines at most.
+#[derive(Default)]
+struct Shape {
+    keys: Map,
+    score: i8,
+}
+
+const SHAPE_SCORE_MAX: i8 = 8;
 
 /// A stack this large after an exceptional object is given back rather than kept.
 const STACK_KEPT: usize = 1024;
@@ -30,11 +47,13 @@ pub(crate) fn parse(text: &str, numbers: NumberMode) -> Option<Value> {
         at: 0,
         numbers,
         pending: STACK.take(),
+        shape: SHAPE.take(),
     };
     r.skip_ws();
     let value = r.value(0);
     r.skip_ws();
     let complete = r.at == r.bytes.len();
+    SHAPE.set(r.shape);
     let mut stack = r.pending;
     if stack.capacity() <= STACK_KEPT {
         // Entries left by a parse that gave up are dropped here.
@@ -51,6 +70,7 @@ struct Reader<'a> {
     numbers: NumberMode,
     /// Entries of the maps being read, innermost last.
     pending: Vec<(Text, Value)>,
+    shape: Shape,
 }
 
 impl Reader<'_> {
@@ -127,7 +147,31 @@ impl Reader<'_> {
         // earlier values in the first one's place), so both give equal maps.
         let room = if depth == 0 { TOP_LEVEL_ROOM } else { 0 };
         let mut map: Map = crate::map_with_capacity(self.pending.len() - start + room);
+        if depth > 0 {
+            map.extend(self.pending.drain(start..));
+            return Some(Value::Map(map));
+        }
+        let entries = &self.pending[start..];
+        let shape = &mut self.shape;
+        // The layout's keys are distinct, so equal keys in order means no duplicates here.
+        if shape.keys.len() == entries.len()
+            && shape.keys.keys().zip(entries).all(|(k, (e, _))| k == e)
+        {
+            shape.score = (shape.score + 1).min(SHAPE_SCORE_MAX);
+            map.clone_from(&shape.keys);
+            for (slot, (_, v)) in map.values_mut().zip(self.pending.drain(start..)) {
+                *slot = v;
+            }
+            return Some(Value::Map(map));
+        }
         map.extend(self.pending.drain(start..));
+        shape.score -= 2;
+        if shape.score < 0 {
+            shape.score = 0;
+            let mut keys: Map = crate::map_with_capacity(map.len() + room);
+            keys.extend(map.keys().map(|k| (k.clone(), Value::Null)));
+            shape.keys = keys;
+        }
         Some(Value::Map(map))
     }
 
@@ -383,6 +427,33 @@ mod tests {
         for numbers in [NumberMode::AllDouble, NumberMode::IntsWhenIntegral] {
             let fast = parse(line, numbers).expect("the fast path reads a log line");
             assert!(identical(&fast, &reference(line, numbers).unwrap()));
+        }
+    }
+
+    #[test]
+    fn objects_of_a_known_layout_are_complete_maps() {
+        let a = r#"{"ts":"t1","level":"info","n":1,"m":{"x":1}}"#;
+        let b = r#"{"level":"warn","ts":"t2","extra":true}"#;
+        let dup = r#"{"ts":"t3","level":"x","ts":"t4","n":2}"#;
+        let fewer = r#"{"ts":"t5","level":"y"}"#;
+        for text in [a, a, a, b, a, b, b, b, b, a, dup, a, fewer, a, a, "{}", a] {
+            for numbers in [NumberMode::AllDouble, NumberMode::IntsWhenIntegral] {
+                let fast = parse(text, numbers).expect("read by the fast path");
+                let slow = reference(text, numbers).unwrap();
+                assert!(identical(&fast, &slow), "{text}: {fast:?} vs {slow:?}");
+                let Value::Map(mut map) = fast else {
+                    panic!("an object")
+                };
+                // The copied hash table finds every key, and the map grows normally.
+                for (k, v) in slow.as_map().unwrap() {
+                    assert_eq!(map.get(k.as_str()), Some(v), "{text}: {k}");
+                }
+                assert_eq!(map.get("absent"), None);
+                map.insert("log.file.name".into(), Value::from("f"));
+                map.insert("level".into(), Value::from("changed"));
+                assert_eq!(map.get("log.file.name"), Some(&Value::from("f")));
+                assert_eq!(map.get("level"), Some(&Value::from("changed")));
+            }
         }
     }
 
