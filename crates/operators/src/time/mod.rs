@@ -3,6 +3,7 @@
 //! built; per entry only the value is read.
 
 mod epoch;
+mod fixed;
 mod layout;
 mod parse;
 mod zone;
@@ -56,28 +57,40 @@ enum Kind {
 #[derive(Debug)]
 pub(crate) struct LayoutIn {
     layout: Layout,
+    /// The fast path, for layouts it covers.
+    fixed: Option<fixed::FixedLayout>,
     location: TimeZone,
     zones: zone::ZoneCache,
 }
 
 impl LayoutIn {
-    /// A Go reference layout read in `location`.
-    pub(crate) fn gotime(layout: &str, location: TimeZone) -> Result<LayoutIn, String> {
-        Ok(LayoutIn {
-            layout: Layout::gotime(layout)?,
+    fn new(layout: Layout, location: TimeZone) -> LayoutIn {
+        LayoutIn {
+            fixed: fixed::FixedLayout::new(&layout),
+            layout,
             location,
             zones: zone::ZoneCache::default(),
-        })
+        }
+    }
+
+    /// The general parser alone, to check the fast path against.
+    #[cfg(test)]
+    fn general_only(layout: Layout, location: TimeZone) -> LayoutIn {
+        LayoutIn {
+            fixed: None,
+            ..LayoutIn::new(layout, location)
+        }
+    }
+
+    /// A Go reference layout read in `location`.
+    pub(crate) fn gotime(layout: &str, location: TimeZone) -> Result<LayoutIn, String> {
+        Ok(LayoutIn::new(Layout::gotime(layout)?, location))
     }
 
     /// A strptime layout read in `location`.
     #[cfg(feature = "fuzzing")]
     pub(crate) fn strptime(layout: &str, location: TimeZone) -> Result<LayoutIn, String> {
-        Ok(LayoutIn {
-            layout: Layout::strptime(layout)?,
-            location,
-            zones: zone::ZoneCache::default(),
-        })
+        Ok(LayoutIn::new(Layout::strptime(layout)?, location))
     }
 
     /// Reads `text`; `now` is called only for layouts without a year (this year, or last
@@ -87,6 +100,9 @@ impl LayoutIn {
         text: &str,
         now: impl FnOnce() -> Timestamp,
     ) -> Result<Timestamp, TimeError> {
+        if let Some(ts) = self.fixed.as_ref().and_then(|f| f.parse(text)) {
+            return Ok(ts);
+        }
         let parsed = parse::parse(&self.layout, text)?;
         let out_of_range = |e: jiff::Error| TimeError::OutOfRange(e.to_string());
         if self.layout.has_year {
@@ -225,11 +241,7 @@ impl TimeParser {
                     None if layout.ends_with_z => TimeZone::UTC,
                     None => local_zone(),
                 };
-                Kind::Layout(LayoutIn {
-                    layout,
-                    location,
-                    zones: zone::ZoneCache::default(),
-                })
+                Kind::Layout(LayoutIn::new(layout, location))
             }
         };
         Ok(TimeParser {
