@@ -16,10 +16,10 @@ pub fn chains(configs: &[Json]) -> Vec<Chain> {
 /// Runs `text` through `chain` as the body, and as a `log.file.path`-tagged attribute
 /// copy, then flushes anything held.
 pub fn feed(chain: &mut Chain, text: &str) {
-    let mut entry = Entry::new(Value::Str(text.to_owned()));
+    let mut entry = Entry::new(Value::Str(text.into()));
     entry
         .attributes
-        .insert("input".to_owned(), Value::Str(text.to_owned()));
+        .insert("input".into(), Value::Str(text.into()));
     let mut out = Vec::new();
     chain.process(vec![entry.clone(), entry], &mut out);
     chain.flush(&mut out);

@@ -17,7 +17,7 @@ fuzz_target!(|data: &[u8]| {
         // An invalid pattern is a config error, which is fine.
         if let Ok(mut chain) = centimane_operators::build_chain(&ops) {
             let mut out = Vec::new();
-            let entries = vec![Entry::new(Value::Str(value.to_owned())); 2];
+            let entries = vec![Entry::new(Value::Str(value.into())); 2];
             chain.process(entries, &mut out);
         }
     }

@@ -1,6 +1,6 @@
 //! The log record. It maps one to one onto an OTLP `LogRecord` plus its resource and scope.
 
-use crate::value::{Map, Value};
+use crate::value::{Map, Text, Value};
 
 pub use jiff::Timestamp;
 
@@ -16,12 +16,12 @@ pub struct Entry {
     pub resource: Map,
     /// OpenTelemetry SeverityNumber, 0 (unset) to 24.
     pub severity: u8,
-    pub severity_text: String,
+    pub severity_text: Text,
     /// Stored as given: a trace id is normally 16 bytes, but Stanza does not validate lengths.
     pub trace_id: Vec<u8>,
     pub span_id: Vec<u8>,
     pub trace_flags: Vec<u8>,
-    pub scope_name: String,
+    pub scope_name: Text,
 }
 
 impl Default for Entry {
@@ -33,11 +33,11 @@ impl Default for Entry {
             attributes: Map::default(),
             resource: Map::default(),
             severity: 0,
-            severity_text: String::new(),
+            severity_text: Text::default(),
             trace_id: Vec::new(),
             span_id: Vec::new(),
             trace_flags: Vec::new(),
-            scope_name: String::new(),
+            scope_name: Text::default(),
         }
     }
 }

@@ -117,7 +117,7 @@ impl Field {
                     Ok(())
                 }
                 (_, Value::Map(m)) => {
-                    merge_map(self.root_map_mut(entry), m);
+                    merge_map(self.root_map_mut(entry), *m);
                     Ok(())
                 }
                 (root, _) => Err(FieldError::SetRoot(root.name())),
@@ -126,7 +126,7 @@ impl Field {
         let mut map = match self.root {
             FieldRoot::Body => {
                 if !matches!(entry.body, Value::Map(_)) {
-                    entry.body = Value::Map(Map::default());
+                    entry.body = Value::Map(Box::default());
                 }
                 entry.body.as_map_mut().expect("body was just made a map")
             }
@@ -135,7 +135,7 @@ impl Field {
         for key in parents {
             let slot = map.entry(key.clone()).or_insert(Value::Null);
             if !matches!(slot, Value::Map(_)) {
-                *slot = Value::Map(Map::default());
+                *slot = Value::Map(Box::default());
             }
             map = slot.as_map_mut().expect("slot was just made a map");
         }
@@ -154,7 +154,7 @@ impl Field {
         let Some((last, parents)) = self.keys.split_last() else {
             return Some(match self.root {
                 FieldRoot::Body => std::mem::take(&mut entry.body),
-                _ => Value::Map(std::mem::take(self.root_map_mut(entry))),
+                _ => Value::Map(Box::new(std::mem::take(self.root_map_mut(entry)))),
             });
         };
         let mut map = match self.root {
@@ -186,7 +186,7 @@ impl Field {
 /// A map merges into a map (new keys overwrite); anything else replaces the target.
 fn merge_or_replace(target: &mut Value, value: Value) {
     match (target, value) {
-        (Value::Map(existing), Value::Map(new)) => merge_map(existing, new),
+        (Value::Map(existing), Value::Map(new)) => merge_map(existing, *new),
         (target, value) => *target = value,
     }
 }
@@ -368,7 +368,9 @@ mod tests {
         );
         let mut m = Map::default();
         m.insert("k".into(), Value::Int(1));
-        f("attributes.one.two").set(&mut e, Value::Map(m)).unwrap();
+        f("attributes.one.two")
+            .set(&mut e, Value::Map(Box::new(m)))
+            .unwrap();
         let two = f("attributes.one.two").get(&e).unwrap().as_map().unwrap();
         assert_eq!(two.len(), 2, "map merged into map");
         assert_eq!(
@@ -384,7 +386,7 @@ mod tests {
         assert_eq!(f("attributes.one.two").delete(&mut e), Some(Value::Int(1)));
         assert_eq!(
             f("attributes.one").get(&e),
-            Some(&Value::Map(Map::default()))
+            Some(&Value::Map(Box::default()))
         );
         assert_eq!(f("attributes.nope").delete(&mut e), None);
         f("attributes").delete(&mut e);

@@ -149,7 +149,7 @@ impl Reader<'_> {
         let mut map: Map = crate::map_with_capacity(self.pending.len() - start + room);
         if depth > 0 {
             map.extend(self.pending.drain(start..));
-            return Some(Value::Map(map));
+            return Some(Value::Map(Box::new(map)));
         }
         let entries = &self.pending[start..];
         let shape = &mut self.shape;
@@ -162,7 +162,7 @@ impl Reader<'_> {
             for (slot, (_, v)) in map.values_mut().zip(self.pending.drain(start..)) {
                 *slot = v;
             }
-            return Some(Value::Map(map));
+            return Some(Value::Map(Box::new(map)));
         }
         map.extend(self.pending.drain(start..));
         shape.score -= 2;
@@ -172,7 +172,7 @@ impl Reader<'_> {
             keys.extend(map.keys().map(|k| (k.clone(), Value::Null)));
             shape.keys = keys;
         }
-        Some(Value::Map(map))
+        Some(Value::Map(Box::new(map)))
     }
 
     fn array(&mut self, depth: usize) -> Option<Value> {
@@ -414,7 +414,7 @@ mod tests {
             (Value::Map(x), Value::Map(y)) => {
                 x.len() == y.len()
                     && x.iter()
-                        .zip(y)
+                        .zip(y.iter())
                         .all(|((ka, va), (kb, vb))| ka == kb && identical(va, vb))
             }
             _ => a == b,

@@ -4,7 +4,7 @@
 //! means empty or zero. Numbers without a fraction or exponent are int64, others doubles.
 
 use crate::entry::{Entry, Timestamp};
-use crate::value::{Map, NumberMode, Value};
+use crate::value::{Map, NumberMode, Text, Value};
 use serde::ser::SerializeMap;
 
 #[derive(Debug, thiserror::Error)]
@@ -32,16 +32,16 @@ fn wrong(key: &str, expected: &'static str) -> TransportError {
 
 fn take_map(key: &str, v: Value) -> Result<Map, TransportError> {
     match v {
-        Value::Map(m) => Ok(m),
+        Value::Map(m) => Ok(*m),
         Value::Null => Ok(Map::default()),
         _ => Err(wrong(key, "an object")),
     }
 }
 
-fn take_string(key: &str, v: Value) -> Result<String, TransportError> {
+fn take_string(key: &str, v: Value) -> Result<Text, TransportError> {
     match v {
-        Value::Str(s) => Ok(s.into()),
-        Value::Null => Ok(String::new()),
+        Value::Str(s) => Ok(s),
+        Value::Null => Ok(Text::default()),
         _ => Err(wrong(key, "a string")),
     }
 }
@@ -73,7 +73,7 @@ pub fn entry_from_json(line: &str) -> Result<Entry, TransportError> {
         return Err(TransportError::NotAnObject);
     };
     let mut entry = Entry::new(Value::Null);
-    for (key, v) in fields {
+    for (key, v) in *fields {
         match key.as_str() {
             "body" => entry.body = v,
             "attributes" => entry.attributes = take_map(&key, v)?,

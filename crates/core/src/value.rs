@@ -32,7 +32,9 @@ pub enum Value {
     Str(Text),
     Bytes(Vec<u8>),
     Array(Vec<Value>),
-    Map(Map),
+    /// Boxed: a map inline would make every `Value` (and every attribute slot) twice as
+    /// large, and nested maps are rare in log records.
+    Map(Box<Map>),
 }
 
 impl Value {
@@ -148,7 +150,7 @@ impl From<bool> for Value {
 }
 impl From<Map> for Value {
     fn from(m: Map) -> Self {
-        Value::Map(m)
+        Value::Map(Box::new(m))
     }
 }
 
@@ -243,7 +245,7 @@ impl<'de> Visitor<'de> for ValueSeed {
             map.extend(p.drain(start..));
             map
         });
-        Ok(Value::Map(map))
+        Ok(Value::Map(Box::new(map)))
     }
 }
 
@@ -304,7 +306,7 @@ impl serde::Serialize for Value {
             }
             Value::Map(m) => {
                 let mut map = s.serialize_map(Some(m.len()))?;
-                for (k, v) in m {
+                for (k, v) in m.iter() {
                     map.serialize_entry(k, v)?;
                 }
                 map.end()

@@ -75,7 +75,7 @@ impl<'a> Group<'a> {
         } else {
             scopes.push(ScopeLogs {
                 scope: Some(InstrumentationScope {
-                    name: entry.scope_name.clone(),
+                    name: entry.scope_name.clone().into(),
                     version: String::new(),
                     attributes: Vec::new(),
                     dropped_attributes_count: 0,
@@ -102,7 +102,7 @@ pub(crate) fn log_record(entry: &Entry) -> LogRecord {
         time_unix_nano: entry.timestamp.map_or(0, unix_nanos),
         observed_time_unix_nano: unix_nanos(entry.observed_timestamp),
         severity_number: i32::from(entry.severity),
-        severity_text: entry.severity_text.clone(),
+        severity_text: entry.severity_text.clone().into(),
         body: Some(any_value(&entry.body)),
         attributes: key_values(&entry.attributes),
         dropped_attributes_count: 0,
@@ -174,7 +174,11 @@ mod tests {
     #[test]
     fn arrays_and_maps_nest() {
         let inner: Map = [("k".into(), Value::Int(1))].into_iter().collect();
-        let v = Value::Array(vec![Value::from("a"), Value::Map(inner), Value::Null]);
+        let v = Value::Array(vec![
+            Value::from("a"),
+            Value::Map(Box::new(inner)),
+            Value::Null,
+        ]);
         let want = V::ArrayValue(ArrayValue {
             values: vec![
                 AnyValue {
@@ -203,7 +207,7 @@ mod tests {
             .into_iter()
             .map(|(k, v)| (k.into(), Value::Int(v)))
             .collect();
-        let Some(V::KvlistValue(list)) = any(Value::Map(m)) else {
+        let Some(V::KvlistValue(list)) = any(Value::Map(Box::new(m))) else {
             panic!("not a kvlist");
         };
         let keys: Vec<_> = list.values.iter().map(|kv| kv.key.as_str()).collect();

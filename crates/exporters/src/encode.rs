@@ -417,18 +417,18 @@ mod tests {
                 Value::Array(vec![
                     Value::Null,
                     Value::from("a"),
-                    Value::Map(inner.clone()),
+                    Value::Map(Box::new(inner.clone())),
                 ]),
             ),
             ("noarr", Value::Array(Vec::new())),
-            ("map", Value::Map(inner.clone())),
-            ("nomap", Value::Map(Map::default())),
+            ("map", Value::Map(Box::new(inner.clone()))),
+            ("nomap", Value::Map(Box::default())),
             ("", Value::from("empty key")),
         ] {
             e.attributes.insert(k.into(), v);
         }
         same_as_prost(std::slice::from_ref(&e));
-        e.body = Value::Map(inner);
+        e.body = Value::Map(Box::new(inner));
         same_as_prost(&[e]);
     }
 
@@ -498,10 +498,10 @@ mod tests {
                 4 => Value::Str(("s".repeat((next() % 200) as usize)).into()),
                 5 => Value::Bytes(vec![7; (next() % 20) as usize]),
                 6 => Value::Array((0..next() % 4).map(|_| value(next, depth + 1)).collect()),
-                _ => Value::Map(
+                _ => Value::from(
                     (0..next() % 4)
                         .map(|i| (format!("k{i}").into(), value(next, depth + 1)))
-                        .collect(),
+                        .collect::<Map>(),
                 ),
             }
         }
@@ -516,7 +516,7 @@ mod tests {
                             Some(Timestamp::from_nanosecond((next() >> 3) as i128).unwrap());
                     }
                     e.severity = (next() % 25) as u8;
-                    e.severity_text = "x".repeat((next() % 3) as usize);
+                    e.severity_text = "x".repeat((next() % 3) as usize).into();
                     for i in 0..next() % 10 {
                         e.attributes
                             .insert(format!("a{i}").into(), value(&mut next, 0));

@@ -30,7 +30,7 @@ impl Operator for ScopeNameParser {
     fn apply(&mut self, entry: &mut Entry) -> Result<(), ProcessError> {
         match self.parse_from.get(entry) {
             Some(Value::Str(name)) => {
-                entry.scope_name = name.clone().into();
+                entry.scope_name = name.clone();
                 Ok(())
             }
             Some(other) => Err(ProcessError::WrongType {

@@ -6,7 +6,7 @@
 use crate::error::ProcessError;
 use crate::operator::Operator;
 use centimane_core::entry::{SEVERITY_NAMES, severity_name};
-use centimane_core::{Entry, Field, Value};
+use centimane_core::{Entry, Field, Text, Value};
 use indexmap::IndexMap;
 use serde::Deserialize;
 use serde_json::Value as Json;
@@ -150,23 +150,23 @@ impl Operator for SeverityParser {
             .ok_or_else(|| ProcessError::MissingField(self.parse_from.clone()))?;
         self.key.clear();
         // `text` is the original value as text; `self.key` is the lookup key.
-        let text = match value {
+        let text: Text = match value {
             Value::Str(s) => {
                 lowercase_into(s, &mut self.key);
-                s.to_string()
+                s.clone()
             }
             Value::Bytes(b) => {
-                let s = String::from_utf8_lossy(b).into_owned();
+                let s = String::from_utf8_lossy(b);
                 lowercase_into(&s, &mut self.key);
-                s
+                s.into()
             }
             Value::Int(i) => {
                 let _ = write!(self.key, "{i}");
-                self.key.clone()
+                self.key.as_str().into()
             }
             Value::Double(d) if d.fract() == 0.0 && d.is_finite() => {
                 let _ = write!(self.key, "{d:.0}");
-                self.key.clone()
+                self.key.as_str().into()
             }
             Value::Double(d) => return Err(ProcessError::NotWholeFloat(*d)),
             other => {
@@ -179,7 +179,7 @@ impl Operator for SeverityParser {
         let found = self.table.get(self.key.as_str()).copied();
         entry.severity = found.unwrap_or(0);
         entry.severity_text = match found {
-            Some(level) if self.overwrite_text => severity_name(level).to_owned(),
+            Some(level) if self.overwrite_text => severity_name(level).into(),
             _ => text,
         };
         Ok(())
@@ -213,7 +213,7 @@ mod tests {
             ..Entry::default()
         };
         p.apply(&mut e).unwrap();
-        (e.severity, e.severity_text)
+        (e.severity, e.severity_text.into())
     }
 
     #[test]

@@ -112,6 +112,9 @@ mod tests {
             "a".into(),
             Value::Array(vec![Value::from("x"), Value::Null]),
         );
-        assert_eq!(as_string(&Value::Map(m)), r#"{"b":2,"a":["x",null]}"#);
+        assert_eq!(
+            as_string(&Value::Map(Box::new(m))),
+            r#"{"b":2,"a":["x",null]}"#
+        );
     }
 }

@@ -82,7 +82,7 @@ impl<'a> Val<'a> {
         match self {
             Val::Ref(v) => v.clone(),
             Val::Owned(v) => v,
-            Val::Map(m) => Value::Map(m.clone()),
+            Val::Map(m) => Value::Map(Box::new(m.clone())),
             Val::Time(t) => Value::Str(match t {
                 Some(t) => t.to_string().into(),
                 None => "0001-01-01T00:00:00Z".into(),
@@ -104,7 +104,8 @@ impl<'a> Val<'a> {
     /// Looks `key` up in a map value; a missing key is nil.
     fn member(self, key: &str, optional: bool) -> Result<Val<'a>, EvalError> {
         match self {
-            Val::Ref(Value::Map(m)) | Val::Map(m) => Ok(m.get(key).map_or(NIL, Val::Ref)),
+            Val::Ref(Value::Map(m)) => Ok(m.get(key).map_or(NIL, Val::Ref)),
+            Val::Map(m) => Ok(m.get(key).map_or(NIL, Val::Ref)),
             Val::Owned(Value::Map(mut m)) => Ok(m.swap_remove(key).map_or(NIL, Val::Owned)),
             other if optional && matches!(other.view(), View::Nil) => Ok(NIL),
             other => Err(EvalError::new(format!(

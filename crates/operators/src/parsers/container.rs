@@ -175,7 +175,7 @@ impl Parse for CriParse<'_> {
         };
         self.0
             .groups(text)
-            .map(Value::Map)
+            .map(Value::from)
             .ok_or(ProcessError::NoMatch)
     }
 }

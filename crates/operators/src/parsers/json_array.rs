@@ -123,7 +123,7 @@ impl Parse for JsonArrayParser {
             .map(|h| Text::from(h.as_str()))
             .zip(items)
             .collect();
-        Ok(Value::Map(map))
+        Ok(Value::Map(Box::new(map)))
     }
 }
 

@@ -150,7 +150,7 @@ impl Parse for KeyValueParser {
         if !errors.is_empty() {
             return Err(ProcessError::Invalid(errors.join("; ")));
         }
-        Ok(Value::Map(map))
+        Ok(Value::Map(Box::new(map)))
     }
 }
 

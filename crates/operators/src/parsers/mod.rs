@@ -195,9 +195,9 @@ mod tests {
             if value.as_str() == Some("bad") {
                 return Err(ProcessError::NoMatch);
             }
-            Ok(Value::Map(
+            Ok(Value::Map(Box::new(
                 [("v".into(), value.clone())].into_iter().collect(),
-            ))
+            )))
         }
     }
 

@@ -76,7 +76,7 @@ impl Parse for RegexParser {
             });
         };
         if let Some(hit) = self.cache.as_ref().and_then(|c| c.get(text)) {
-            return Ok(Value::Map(hit.clone()));
+            return Ok(Value::Map(Box::new(hit.clone())));
         }
         if self
             .regex
@@ -93,7 +93,7 @@ impl Parse for RegexParser {
         if let Some(cache) = &mut self.cache {
             cache.insert(text, &map);
         }
-        Ok(Value::Map(map))
+        Ok(Value::Map(Box::new(map)))
     }
 }
 

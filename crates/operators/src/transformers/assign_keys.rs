@@ -58,7 +58,7 @@ impl Operator for AssignKeys {
             .map(|k| Text::from(k.as_str()))
             .zip(items.iter().cloned())
             .collect();
-        self.field.set(entry, Value::Map(map))?;
+        self.field.set(entry, Value::Map(Box::new(map)))?;
         Ok(())
     }
 }

@@ -53,7 +53,7 @@ impl Operator for Flatten {
             }
         };
         let mut keys = self.parent.keys().to_vec();
-        for (key, value) in map {
+        for (key, value) in *map {
             keys.push(key);
             Field::new(self.parent.root(), keys.clone()).set(entry, value)?;
             keys.pop();

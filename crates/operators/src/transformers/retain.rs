@@ -89,7 +89,7 @@ mod tests {
     #[test]
     fn keeps_listed_fields_per_category() {
         let mut e = Entry {
-            body: Value::Map(map(&[("a", 1.into()), ("b", 2.into())])),
+            body: Value::Map(Box::new(map(&[("a", 1.into()), ("b", 2.into())]))),
             attributes: map(&[("x", "1".into()), ("y", "2".into())]),
             resource: map(&[("r", "1".into())]),
             severity: 9,
@@ -99,7 +99,7 @@ mod tests {
             .unwrap()
             .apply(&mut e)
             .unwrap();
-        assert_eq!(e.body, Value::Map(map(&[("a", 1.into())])));
+        assert_eq!(e.body, Value::Map(Box::new(map(&[("a", 1.into())]))));
         assert_eq!(e.attributes, map(&[("y", "2".into())]));
         assert_eq!(e.resource.len(), 1, "resource not named: untouched");
         assert_eq!(e.severity, 9);

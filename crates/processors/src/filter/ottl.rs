@@ -86,9 +86,7 @@ impl Operand {
                 let mut current: Cow<'a, Value> = match root {
                     Root::Body => Cow::Borrowed(&entry.body),
                     Root::SeverityNumber => Cow::Owned(Value::Int(i64::from(entry.severity))),
-                    Root::SeverityText => {
-                        Cow::Owned(Value::Str(entry.severity_text.clone().into()))
-                    }
+                    Root::SeverityText => Cow::Owned(Value::Str(entry.severity_text.clone())),
                     Root::Attributes | Root::ResourceAttributes => {
                         let map = match root {
                             Root::Attributes => &entry.attributes,
@@ -96,7 +94,7 @@ impl Operand {
                         };
                         // The first index of a map root looks up a key directly.
                         let Some((first, rest)) = indexes.split_first() else {
-                            return Cow::Owned(Value::Map(map.clone()));
+                            return Cow::Owned(Value::Map(Box::new(map.clone())));
                         };
                         let found = match first {
                             Index::Key(k) => map.get(k.as_str()),
@@ -536,7 +534,8 @@ mod tests {
             "tags".into(),
             Value::Array(vec![Value::from("a"), Value::from("b")]),
         );
-        e.attributes.insert("user".into(), Value::Map(user));
+        e.attributes
+            .insert("user".into(), Value::Map(Box::new(user)));
         e.resource.insert("host".into(), Value::from("web-1"));
         e
     }

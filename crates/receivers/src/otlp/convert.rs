@@ -44,11 +44,11 @@ fn to_entry(record: LogRecord, resource: &Map, scope_name: &str, now: Timestamp)
             .ok()
             .filter(|s| *s <= 24)
             .unwrap_or(0),
-        severity_text: record.severity_text,
+        severity_text: record.severity_text.into(),
         trace_id: record.trace_id,
         span_id: record.span_id,
         trace_flags: if flags == 0 { Vec::new() } else { vec![flags] },
-        scope_name: scope_name.to_owned(),
+        scope_name: scope_name.into(),
     }
 }
 
@@ -79,7 +79,7 @@ fn to_value(value: AnyValue) -> Value {
         Some(V::DoubleValue(d)) => Value::Double(d),
         Some(V::BytesValue(b)) => Value::Bytes(b),
         Some(V::ArrayValue(a)) => Value::Array(a.values.into_iter().map(to_value).collect()),
-        Some(V::KvlistValue(kv)) => Value::Map(to_map(kv.values)),
+        Some(V::KvlistValue(kv)) => Value::Map(Box::new(to_map(kv.values))),
         // An index into a profiles string table: meaningless outside profiles, so the
         // spec says to treat it as absent.
         Some(V::StringValueStrindex(_)) => Value::Null,

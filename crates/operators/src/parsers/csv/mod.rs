@@ -144,7 +144,7 @@ fn zip(header: &[String], fields: Vec<String>) -> Result<Value, ProcessError> {
         .map(|h| Text::from(h.as_str()))
         .zip(fields.into_iter().map(Value::from))
         .collect();
-    Ok(Value::Map(map))
+    Ok(Value::Map(Box::new(map)))
 }
 
 /// The text of a csv value: a string, or bytes read as text.

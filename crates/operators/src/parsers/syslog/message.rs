@@ -80,16 +80,16 @@ impl Message {
         put(
             "structured_data",
             self.structured_data.map(|sd| {
-                Value::Map(
+                Value::from(
                     sd.into_iter()
                         .map(|(id, params)| {
                             let params: Map = params
                                 .into_iter()
                                 .map(|(k, v)| (k.into(), Value::Str(v.into())))
                                 .collect();
-                            (id.into(), Value::Map(params))
+                            (id.into(), Value::from(params))
                         })
-                        .collect(),
+                        .collect::<Map>(),
                 )
             }),
         );

@@ -253,7 +253,7 @@ impl Operator for SyslogParser {
         if let Some(t) = time {
             map.insert("timestamp".into(), Value::Str(t.to_string().into()));
         }
-        self.base.write(entry, Value::Map(map))?;
+        self.base.write(entry, Value::Map(Box::new(map)))?;
         // Stanza's `none` protocol carries no time, so it has no implicit time parser.
         let mut errors = Vec::new();
         if !is_raw
@@ -270,7 +270,7 @@ impl Operator for SyslogParser {
                 Some(Value::Int(s @ 0..=7)) => {
                     let (text, number) = SEVERITIES[s as usize];
                     entry.severity = number;
-                    entry.severity_text = text.to_owned();
+                    entry.severity_text = text.into();
                 }
                 // `none` without a PRI has no severity to move.
                 None if is_raw => {}

@@ -36,7 +36,7 @@ fn add_query(map: &mut Map, params: Vec<(String, Vec<String>)>) {
             )
         })
         .collect();
-    map.insert("query".into(), Value::Map(query));
+    map.insert("query".into(), Value::Map(Box::new(query)));
 }
 
 /// The map of `text`.
@@ -74,7 +74,7 @@ impl Parse for UriParser {
             });
         };
         parse_uri(text)
-            .map(Value::Map)
+            .map(Value::from)
             .map_err(ProcessError::Invalid)
     }
 }
