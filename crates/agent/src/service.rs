@@ -287,7 +287,7 @@ async fn fan_out(
     while let Some(mut batch) = input.recv().await {
         if let Some((key, hash)) = &stamp {
             for e in &mut batch.entries {
-                e.resource.insert(key.clone().into(), hash.clone());
+                e.resource.insert(key.as_str().into(), hash.clone());
             }
         }
         if let Some((taps, point)) = &tap {

@@ -75,7 +75,7 @@ impl<'a> Group<'a> {
         } else {
             scopes.push(ScopeLogs {
                 scope: Some(InstrumentationScope {
-                    name: entry.scope_name.clone().into(),
+                    name: entry.scope_name.to_string(),
                     version: String::new(),
                     attributes: Vec::new(),
                     dropped_attributes_count: 0,
@@ -102,7 +102,7 @@ pub(crate) fn log_record(entry: &Entry) -> LogRecord {
         time_unix_nano: entry.timestamp.map_or(0, unix_nanos),
         observed_time_unix_nano: unix_nanos(entry.observed_timestamp),
         severity_number: i32::from(entry.severity),
-        severity_text: entry.severity_text.clone().into(),
+        severity_text: entry.severity_text.to_string(),
         body: Some(any_value(&entry.body)),
         attributes: key_values(&entry.attributes),
         dropped_attributes_count: 0,
@@ -122,7 +122,7 @@ fn unix_nanos(ts: Timestamp) -> u64 {
 fn key_values(map: &Map) -> Vec<KeyValue> {
     map.iter()
         .map(|(key, value)| KeyValue {
-            key: key.clone().into(),
+            key: key.to_string(),
             value: Some(any_value(value)),
             key_strindex: 0,
         })
@@ -137,7 +137,7 @@ pub(crate) fn any_value(value: &Value) -> AnyValue {
         Value::Bool(b) => Some(V::BoolValue(*b)),
         Value::Int(i) => Some(V::IntValue(*i)),
         Value::Double(d) => Some(V::DoubleValue(*d)),
-        Value::Str(s) => Some(V::StringValue(s.clone().into())),
+        Value::Str(s) => Some(V::StringValue(s.to_string())),
         Value::Bytes(b) => Some(V::BytesValue(b.clone())),
         Value::Array(items) => Some(V::ArrayValue(ArrayValue {
             values: items.iter().map(any_value).collect(),

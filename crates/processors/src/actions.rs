@@ -116,19 +116,19 @@ impl Actions {
                     if !map.contains_key(key.as_str())
                         && let Some(v) = source.get(map)
                     {
-                        map.insert(key.clone().into(), v);
+                        map.insert(key.as_str().into(), v);
                     }
                 }
                 Action::Update(key, source) => {
                     if map.contains_key(key.as_str())
                         && let Some(v) = source.get(map)
                     {
-                        map.insert(key.clone().into(), v);
+                        map.insert(key.as_str().into(), v);
                     }
                 }
                 Action::Upsert(key, source) => {
                     if let Some(v) = source.get(map) {
-                        map.insert(key.clone().into(), v);
+                        map.insert(key.as_str().into(), v);
                     }
                 }
                 Action::Delete(selector) => {

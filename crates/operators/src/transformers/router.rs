@@ -101,7 +101,7 @@ impl Router {
                 Ok(value) => {
                     entry
                         .attributes
-                        .insert(key.clone().into(), Value::Str(value.into()));
+                        .insert(key.as_str().into(), Value::Str(value.into()));
                 }
                 Err(e) => {
                     tracing::error!(operator = %self.id, "failed to label entry, dropping it: {e}");
