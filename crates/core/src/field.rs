@@ -117,7 +117,7 @@ impl Field {
                     Ok(())
                 }
                 (_, Value::Map(m)) => {
-                    merge_map(self.root_map_mut(entry), *m);
+                    self.root_map_mut(entry).merge(*m);
                     Ok(())
                 }
                 (root, _) => Err(FieldError::SetRoot(root.name())),
@@ -133,7 +133,7 @@ impl Field {
             _ => self.root_map_mut(entry),
         };
         for key in parents {
-            let slot = map.entry(key.clone()).or_insert(Value::Null);
+            let slot = map.get_or_insert_with(key, || Value::Null);
             if !matches!(slot, Value::Map(_)) {
                 *slot = Value::Map(Box::default());
             }
@@ -186,40 +186,8 @@ impl Field {
 /// A map merges into a map (new keys overwrite); anything else replaces the target.
 fn merge_or_replace(target: &mut Value, value: Value) {
     match (target, value) {
-        (Value::Map(existing), Value::Map(new)) => merge_map(existing, *new),
+        (Value::Map(existing), Value::Map(new)) => existing.merge(*new),
         (target, value) => *target = value,
-    }
-}
-
-/// Inserts every entry of `new` into `target` in order: the result is `target`'s keys in
-/// their order, then `new`'s other keys in theirs; where both have a key, `new`'s value.
-///
-/// This is a parser writing its whole result into `attributes` (json_parser, regex_parser
-/// with `parse_to: attributes`), once per line, into a map that is empty or holds a few
-/// keys such as `log.file.name`. So instead of hashing every key of `new` again and growing
-/// `target` step by step, `new` (whose keys are hashed already) becomes the result and
-/// `target`'s few keys are put in front of it.
-fn merge_map(target: &mut Map, mut new: Map) {
-    const FEW: usize = 4;
-    if target.is_empty() {
-        *target = new;
-    } else if target.len() <= FEW && target.len() < new.len() {
-        let old = std::mem::take(target);
-        for (i, (k, v)) in old.into_iter().enumerate() {
-            match new.get_index_of(&k) {
-                // `new`'s value, at the old key's place.
-                Some(at) => new.move_index(at, i),
-                None => {
-                    new.shift_insert(i, k, v);
-                }
-            }
-        }
-        *target = new;
-    } else {
-        target.reserve(new.len());
-        for (k, v) in new {
-            target.insert(k, v);
-        }
     }
 }
 
@@ -445,7 +413,7 @@ mod tests {
                 want.insert(k, v);
             }
             let mut got = old;
-            merge_map(&mut got, new);
+            got.merge(new);
             prop_assert_eq!(
                 got.iter().collect::<Vec<_>>(),
                 want.iter().collect::<Vec<_>>()

@@ -22,15 +22,16 @@ thread_local! {
 }
 
 /// Log lines of one source mostly carry the same keys in the same order. The last such
-/// layout is kept as a map of those keys (values `Null`); an object with exactly these keys
-/// copies its hash table instead of hashing and inserting every key again.
+/// layout's keys are kept; a top-level object with exactly these keys in this order has no
+/// duplicates, so its map is built without comparing its keys with each other.
 ///
 /// `score` keeps one odd line from replacing a layout that keeps matching: hits raise it
 /// (up to a cap), misses lower it, and the layout is replaced only once it fell below
 /// zero, so alternating layouts cost a rebuild every few lines at most.
 #[derive(Default)]
 struct Shape {
-    keys: Map,
+    /// Distinct keys, or none.
+    keys: Vec<Text>,
     score: i8,
 }
 
@@ -146,31 +147,30 @@ impl Reader<'_> {
         // Built as the serde path builds it (same capacity, later duplicates replacing
         // earlier values in the first one's place), so both give equal maps.
         let room = if depth == 0 { TOP_LEVEL_ROOM } else { 0 };
-        let mut map: Map = crate::map_with_capacity(self.pending.len() - start + room);
-        if depth > 0 {
-            map.extend(self.pending.drain(start..));
-            return Some(Value::Map(Box::new(map)));
-        }
-        let entries = &self.pending[start..];
-        let shape = &mut self.shape;
-        // The layout's keys are distinct, so equal keys in order means no duplicates here.
-        if shape.keys.len() == entries.len()
-            && shape.keys.keys().zip(entries).all(|(k, (e, _))| k == e)
-        {
-            shape.score = (shape.score + 1).min(SHAPE_SCORE_MAX);
-            map.clone_from(&shape.keys);
-            for (slot, (_, v)) in map.values_mut().zip(self.pending.drain(start..)) {
-                *slot = v;
+        let len = self.pending.len() - start;
+        let mut new_layout = false;
+        if depth == 0 {
+            let entries = &self.pending[start..];
+            let shape = &mut self.shape;
+            // The layout's keys are distinct, so equal keys in order means no duplicates.
+            if shape.keys.len() == len && shape.keys.iter().zip(entries).all(|(k, (e, _))| k == e) {
+                shape.score = (shape.score + 1).min(SHAPE_SCORE_MAX);
+                let mut unique = Vec::with_capacity(len + room);
+                unique.extend(self.pending.drain(start..));
+                return Some(Value::Map(Box::new(Map::from_unique(unique))));
             }
-            return Some(Value::Map(Box::new(map)));
+            shape.score -= 2;
+            new_layout = shape.score < 0;
         }
+        let mut map = Map::with_capacity(len + room);
         map.extend(self.pending.drain(start..));
-        shape.score -= 2;
-        if shape.score < 0 {
-            shape.score = 0;
-            let mut keys: Map = crate::map_with_capacity(map.len() + room);
-            keys.extend(map.keys().map(|k| (k.clone(), Value::Null)));
-            shape.keys = keys;
+        if new_layout {
+            self.shape.score = 0;
+            self.shape.keys.clear();
+            // An object with duplicate keys leaves no layout to reuse.
+            if map.len() == len {
+                self.shape.keys.extend(map.keys().cloned());
+            }
         }
         Some(Value::Map(Box::new(map)))
     }
@@ -436,7 +436,12 @@ mod tests {
         let b = r#"{"level":"warn","ts":"t2","extra":true}"#;
         let dup = r#"{"ts":"t3","level":"x","ts":"t4","n":2}"#;
         let fewer = r#"{"ts":"t5","level":"y"}"#;
-        for text in [a, a, a, b, a, b, b, b, b, a, dup, a, fewer, a, a, "{}", a] {
+        let keys: Vec<String> = (0..40).map(|i| format!("\"k{i}\":{i}")).collect();
+        let big = format!("{{{}}}", keys.join(","));
+        let big = big.as_str();
+        for text in [
+            a, a, a, b, a, b, b, b, b, a, dup, a, fewer, a, a, "{}", a, big, big, a,
+        ] {
             for numbers in [NumberMode::AllDouble, NumberMode::IntsWhenIntegral] {
                 let fast = parse(text, numbers).expect("read by the fast path");
                 let slow = reference(text, numbers).unwrap();
@@ -444,7 +449,7 @@ mod tests {
                 let Value::Map(mut map) = fast else {
                     panic!("an object")
                 };
-                // The copied hash table finds every key, and the map grows normally.
+                // A map of a known layout finds every key, and grows normally.
                 for (k, v) in slow.as_map().unwrap() {
                     assert_eq!(map.get(k.as_str()), Some(v), "{text}: {k}");
                 }

@@ -1,25 +1,13 @@
 //! `Value` is OpenTelemetry's `AnyValue`: the type of a body and of every attribute value.
 
-use indexmap::IndexMap;
+pub use crate::map::Map;
 use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
-use serde::ser::{SerializeMap, SerializeSeq};
+use serde::ser::SerializeSeq;
 use std::fmt;
-
-/// An insertion-ordered map, as attributes, resources and map bodies are.
-///
-/// Hashed with foldhash, seeded at random per process: several times cheaper than SipHash
-/// on the short keys of log attributes, and still not predictable by whoever writes the
-/// logs. Build one with `Map::default()` or [`map_with_capacity`].
-pub type Map = IndexMap<Text, Value, foldhash::fast::RandomState>;
 
 /// The string of keys and string values: up to 24 bytes inline, so the short keys and
 /// values most log records hold cost no allocation.
 pub type Text = compact_str::CompactString;
-
-/// An empty [`Map`] with room for `n` keys.
-pub fn map_with_capacity(n: usize) -> Map {
-    Map::with_capacity_and_hasher(n, Default::default())
-}
 
 /// OpenTelemetry's AnyValue. `Null` is the empty value (an unset body).
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -241,7 +229,7 @@ impl<'de> Visitor<'de> for ValueSeed {
             // entry's attributes, which typically hold a key or two already (the file
             // name): room for those saves growing the map again.
             let room = if start == 0 { TOP_LEVEL_ROOM } else { 0 };
-            let mut map = crate::map_with_capacity(p.len() - start + room);
+            let mut map = Map::with_capacity(p.len() - start + room);
             map.extend(p.drain(start..));
             map
         });
@@ -304,13 +292,7 @@ impl serde::Serialize for Value {
                 }
                 seq.end()
             }
-            Value::Map(m) => {
-                let mut map = s.serialize_map(Some(m.len()))?;
-                for (k, v) in m.iter() {
-                    map.serialize_entry(k, v)?;
-                }
-                map.end()
-            }
+            Value::Map(m) => m.serialize(s),
         }
     }
 }

@@ -106,7 +106,7 @@ impl<'a> Val<'a> {
         match self {
             Val::Ref(Value::Map(m)) => Ok(m.get(key).map_or(NIL, Val::Ref)),
             Val::Map(m) => Ok(m.get(key).map_or(NIL, Val::Ref)),
-            Val::Owned(Value::Map(mut m)) => Ok(m.swap_remove(key).map_or(NIL, Val::Owned)),
+            Val::Owned(Value::Map(mut m)) => Ok(m.shift_remove(key).map_or(NIL, Val::Owned)),
             other if optional && matches!(other.view(), View::Nil) => Ok(NIL),
             other => Err(EvalError::new(format!(
                 "cannot fetch {key} from {}",

@@ -137,7 +137,7 @@ impl Parse for KeyValueParser {
         }
         split_pairs(text, &self.pair_delimiter, &mut self.pairs)
             .map_err(|e| ProcessError::Invalid(format!("failed to parse pairs from input: {e}")))?;
-        let mut map = centimane_core::map_with_capacity(self.pairs.len());
+        let mut map = centimane_core::Map::with_capacity(self.pairs.len());
         let mut errors = Vec::new();
         for pair in &self.pairs {
             match pair.split_once(self.delimiter.as_str()) {

@@ -716,8 +716,9 @@ impl Tracker {
             }
             // Header lines come first: once past them, the header's attributes are final.
             let attributes = common.get_or_insert_with(|| {
-                let mut m =
-                    centimane_core::map_with_capacity(file_attrs.len() + f.header_attributes.len());
+                let mut m = centimane_core::Map::with_capacity(
+                    file_attrs.len() + f.header_attributes.len(),
+                );
                 for (k, v) in &file_attrs {
                     m.insert((*k).into(), v.clone());
                 }

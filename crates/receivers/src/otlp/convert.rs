@@ -62,7 +62,7 @@ fn timestamp(nanos: u64) -> Option<Timestamp> {
 
 /// Attributes in their order; a repeated key keeps its first position and last value.
 fn to_map(attributes: Vec<KeyValue>) -> Map {
-    let mut map = centimane_core::map_with_capacity(attributes.len());
+    let mut map = centimane_core::Map::with_capacity(attributes.len());
     for kv in attributes {
         map.insert(kv.key.into(), kv.value.map_or(Value::Null, to_value));
     }
