@@ -223,6 +223,8 @@ impl Map {
             return;
         }
         if self.entries.len() <= FEW && self.entries.len() < other.entries.len() {
+            // Exactly: a vector doubling here would double the memory of every record.
+            other.entries.reserve_exact(self.entries.len());
             for (i, (key, value)) in std::mem::take(&mut self.entries).into_iter().enumerate() {
                 // `other`'s positions shift here, so its index is not used until rebuilt.
                 let present = other.entries[i..].iter().position(|(k, _)| *k == key);

@@ -24,6 +24,9 @@ const fn key(field: u8, wire: u8) -> u8 {
     (field << 3) | wire
 }
 
+/// The least room a scope's buffer keeps for its next record.
+const MIN_ROOM: usize = 4096;
+
 /// Room kept for a length-delimited field's key and length, before its length is known
 /// (one byte of key, up to five of length).
 const HEADER_ROOM: usize = 6;
@@ -65,16 +68,19 @@ pub(crate) fn encode_request(entries: &[Entry]) -> Bytes {
             _ => match g.scopes.iter().position(|s| s.name == entry.scope_name) {
                 Some(si) => si,
                 None => {
-                    g.scopes
-                        .push(Scope::new(gi, g.resource_len, entry, entries.len() - i));
+                    g.scopes.push(Scope::new(gi, g.resource_len, entry));
                     g.scopes.len() - 1
                 }
             },
         };
-        let out = &mut g.scopes[si].bytes;
+        let scope = &mut g.scopes[si];
+        if group_is_first(gi) && si == 0 {
+            // Where (nearly) every record of a batch goes: grown by estimate.
+            scope.make_room(entries.len() - i);
+        }
         // ScopeLogs.log_records = 2
-        put_len_key(out, 2, record_len(entry));
-        put_record(out, entry);
+        put_record_field(&mut scope.bytes, 2, entry);
+        scope.records += 1;
     }
     if let [g] = groups.as_mut_slice()
         && let [s] = g.scopes.as_mut_slice()
@@ -127,29 +133,38 @@ struct Scope<'a> {
     name: &'a str,
     prefix: usize,
     bytes: Vec<u8>,
+    records: usize,
 }
 
 impl<'a> Scope<'a> {
-    /// The scope of `first`, the first of `left` entries still to encode, in group `group`.
-    fn new(group: usize, resource_len: usize, first: &'a Entry, left: usize) -> Self {
+    /// The scope of `first`, in group `group`.
+    fn new(group: usize, resource_len: usize, first: &'a Entry) -> Self {
         let name = first.scope_name.as_str();
-        let (prefix, capacity) = if group == 0 {
-            // The first scope of the first group probably gets every record: room for
-            // what encloses them, and for the records if they are all about this size.
-            let prefix = HEADER_ROOM
-                + field_len(resource_len)
-                + HEADER_ROOM
-                + field_len(string_field_len(name));
-            (prefix, prefix + field_len(record_len(first)) * left)
+        let prefix = if group_is_first(group) {
+            // Room for what encloses the records, written once their size is known.
+            HEADER_ROOM + field_len(resource_len) + HEADER_ROOM + field_len(string_field_len(name))
         } else {
-            (0, 4096)
+            0
         };
-        let mut bytes = Vec::with_capacity(capacity);
+        let mut bytes = Vec::with_capacity(prefix + MIN_ROOM);
         bytes.resize(prefix, 0);
         Scope {
             name,
             prefix,
             bytes,
+            records: 0,
+        }
+    }
+
+    /// Keeps room for the next record, and when there is too little, reserves it for the
+    /// `left` records to come if they are like those so far (an eighth more). Left to
+    /// itself the buffer would double, and a batch's request take up to twice its size.
+    fn make_room(&mut self, left: usize) {
+        let average = self.records_len().checked_div(self.records).unwrap_or(0);
+        let next = (2 * average).max(MIN_ROOM);
+        if self.bytes.capacity() - self.bytes.len() < next {
+            let estimate = average * left;
+            self.bytes.reserve_exact(estimate + estimate / 8 + next);
         }
     }
 
@@ -200,37 +215,6 @@ fn string_field_len(s: &str) -> usize {
 fn varint_len(v: u64) -> usize {
     // 1 byte per started 7 bits; 0 takes one byte.
     (64 - (v | 1).leading_zeros() as usize).div_ceil(7)
-}
-
-/// The LogRecord message of `e` (without its own key and length).
-fn record_len(e: &Entry) -> usize {
-    let mut n = 0;
-    if e.timestamp.map_or(0, unix_nanos) != 0 {
-        n += 9;
-    }
-    if e.severity != 0 {
-        n += 1 + varint_len(u64::from(e.severity));
-    }
-    n += string_field_len(&e.severity_text);
-    n += field_len(any_len(&e.body));
-    n += e
-        .attributes
-        .iter()
-        .map(|(k, v)| field_len(kv_len(k, v)))
-        .sum::<usize>();
-    if e.trace_flags.first().is_some_and(|&b| b != 0) {
-        n += 5;
-    }
-    n += string_field_len_bytes(&e.trace_id);
-    n += string_field_len_bytes(&e.span_id);
-    if unix_nanos(e.observed_timestamp) != 0 {
-        n += 9;
-    }
-    n
-}
-
-fn string_field_len_bytes(b: &[u8]) -> usize {
-    if b.is_empty() { 0 } else { field_len(b.len()) }
 }
 
 /// A KeyValue message (key omitted when empty, value always present).
@@ -285,6 +269,46 @@ fn put_string_field(out: &mut Vec<u8>, field: u8, s: &str) {
 fn put_fixed64(out: &mut Vec<u8>, field: u8, v: u64) {
     out.push(key(field, FIXED64));
     out.extend_from_slice(&v.to_le_bytes());
+}
+
+/// The first group is where a batch's records usually all go (one resource, one scope).
+fn group_is_first(group: usize) -> bool {
+    group == 0
+}
+
+/// Room kept for a record's length: two bytes hold lengths from 128 bytes to 16 KiB, which
+/// is what log records are.
+const RECORD_LEN_ROOM: usize = 2;
+
+/// A LogRecord as length-delimited field `field`. Its length is not computed beforehand
+/// (that walked every attribute twice): the record is written after room for a two-byte
+/// length, and moved by a byte or more in the rare case its length needs another size.
+fn put_record_field(out: &mut Vec<u8>, field: u8, e: &Entry) {
+    out.push(key(field, LEN));
+    let len_at = out.len();
+    out.extend_from_slice(&[0; RECORD_LEN_ROOM]);
+    put_record(out, e);
+    let len = out.len() - len_at - RECORD_LEN_ROOM;
+    let needed = varint_len(len as u64);
+    if needed < RECORD_LEN_ROOM {
+        out.drain(len_at..len_at + RECORD_LEN_ROOM - needed);
+    } else if needed > RECORD_LEN_ROOM {
+        out.splice(
+            len_at..len_at,
+            std::iter::repeat_n(0, needed - RECORD_LEN_ROOM),
+        );
+    }
+    write_varint(&mut out[len_at..len_at + needed], len as u64);
+}
+
+/// `v` as a varint filling `into` exactly (`into.len()` is `varint_len(v)`).
+fn write_varint(into: &mut [u8], mut v: u64) {
+    let last = into.len() - 1;
+    for b in &mut into[..last] {
+        *b = (v as u8) | 0x80;
+        v >>= 7;
+    }
+    into[last] = v as u8;
 }
 
 /// LogRecord, fields in tag order (as prost writes them).
