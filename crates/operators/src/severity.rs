@@ -10,7 +10,6 @@ use centimane_core::{Entry, Field, Text, Value};
 use indexmap::IndexMap;
 use serde::Deserialize;
 use serde_json::Value as Json;
-use std::collections::HashMap;
 use std::fmt::Write;
 
 /// Keys of the `severity_parser` operator and of the `severity:` block.
@@ -25,6 +24,10 @@ pub(crate) struct SeverityConfig {
     overwrite_text: bool,
 }
 
+/// Lookup key → severity number. Hashed with foldhash: the keys are a few bytes long, where
+/// SipHash costs several times more, once per record.
+type Table = std::collections::HashMap<String, u8, foldhash::fast::RandomState>;
+
 /// A range bigger than this is surely a mistake (and would fill memory).
 const MAX_RANGE: i64 = 100_000;
 
@@ -32,15 +35,15 @@ const MAX_RANGE: i64 = 100_000;
 pub(crate) struct SeverityParser {
     parse_from: Field,
     /// Lookup key (lowercase text or decimal number) → severity number.
-    table: HashMap<String, u8>,
+    table: Table,
     overwrite_text: bool,
     /// Holds the lookup key of the current value, so lookups don't allocate.
     key: String,
 }
 
 /// The `aliases`/`otel` preset: `trace`..`fatal4` and `"1"`..`"24"`.
-fn aliases() -> HashMap<String, u8> {
-    let mut table = HashMap::new();
+fn aliases() -> Table {
+    let mut table = Table::default();
     for (n, name) in (1u8..).zip(&SEVERITY_NAMES[1..]) {
         table.insert(name.to_ascii_lowercase(), n);
         table.insert(n.to_string(), n);
@@ -49,7 +52,7 @@ fn aliases() -> HashMap<String, u8> {
 }
 
 /// The `default` preset: the aliases plus `warning`..`warning4` and `err`..`err4`.
-fn default_preset() -> HashMap<String, u8> {
+fn default_preset() -> Table {
     let mut table = aliases();
     for (i, suffix) in ["", "2", "3", "4"].iter().enumerate() {
         let i = i as u8;
@@ -59,10 +62,10 @@ fn default_preset() -> HashMap<String, u8> {
     table
 }
 
-fn preset(name: Option<&str>) -> Result<HashMap<String, u8>, String> {
+fn preset(name: Option<&str>) -> Result<Table, String> {
     match name {
         None | Some("default") => Ok(default_preset()),
-        Some("none") => Ok(HashMap::new()),
+        Some("none") => Ok(Table::default()),
         Some("otel" | "aliases") => Ok(aliases()),
         Some(other) => Err(format!(
             "`preset`: unknown preset `{other}` (use default, none, otel or aliases)"

@@ -34,6 +34,14 @@ enum Step {
 #[derive(Debug)]
 pub(crate) struct FixedLayout {
     steps: Vec<Step>,
+    /// Where the fraction's digits are and how many, when every step before them has a
+    /// fixed width.
+    frac: Option<(usize, usize)>,
+    /// The last value read, and its whole seconds since the epoch. Lines written in the
+    /// same second carry values that differ only in the fraction: for those the seconds
+    /// are taken from here and only the fraction is read.
+    last: Vec<u8>,
+    last_secs: Option<i64>,
 }
 
 impl FixedLayout {
@@ -90,17 +98,70 @@ impl FixedLayout {
             .iter()
             .filter(|s| matches!(s, Step::Offset { .. }))
             .count();
-        (seen.iter().all(|s| *s) && ends_with_offset && offsets == 1)
-            .then_some(FixedLayout { steps })
+        if !(seen.iter().all(|s| *s) && ends_with_offset && offsets == 1) {
+            return None;
+        }
+        let mut width = 0;
+        let mut frac = None;
+        for step in &steps {
+            width += match step {
+                Step::Year4 => 4,
+                Step::Month2 | Step::Day2 | Step::Hour2 | Step::Minute2 | Step::Second2 { .. } => 2,
+                Step::Lit(text) => text.len(),
+                Step::Frac(n) => {
+                    frac = Some((width + 1, usize::from(*n)));
+                    break;
+                }
+                Step::Offset { .. } => break,
+            };
+        }
+        Some(FixedLayout {
+            steps,
+            frac,
+            last: Vec::new(),
+            last_secs: None,
+        })
     }
 
     /// The instant `value` names, or `None` to leave it to the general parser.
-    pub(crate) fn parse(&self, value: &str) -> Option<Timestamp> {
+    pub(crate) fn parse(&mut self, value: &str) -> Option<Timestamp> {
         let b = value.as_bytes();
+        if let Some(secs) = self.same_second(b) {
+            let nanos = match self.frac {
+                Some((at, n)) => fraction(b, at, n)?,
+                None => 0,
+            };
+            return Timestamp::new(secs, nanos).ok();
+        }
+        let (secs, nanos) = self.parts(b)?;
+        let ts = Timestamp::new(secs, nanos).ok()?;
+        self.last.clear();
+        self.last.extend_from_slice(b);
+        self.last_secs = Some(secs);
+        Some(ts)
+    }
+
+    /// The seconds of the last value read, if `b` differs from it at most in the
+    /// fraction's digits.
+    fn same_second(&self, b: &[u8]) -> Option<i64> {
+        let secs = self.last_secs?;
+        let last = self.last.as_slice();
+        if b.len() != last.len() {
+            return None;
+        }
+        let same = match self.frac {
+            Some((at, n)) => b[..at] == last[..at] && b[at + n..] == last[at + n..],
+            None => b == last,
+        };
+        same.then_some(secs)
+    }
+
+    /// Whole seconds since the epoch and nanoseconds, read step by step.
+    fn parts(&self, b: &[u8]) -> Option<(i64, i32)> {
         let mut at = 0usize;
         let (mut year, mut month, mut day) = (0i64, 0i64, 0i64);
-        let (mut hour, mut minute, mut second, mut nanos, mut offset) =
-            (0i64, 0i64, 0i64, 0i64, 0i64);
+        let (mut hour, mut minute, mut second, mut offset) = (0i64, 0i64, 0i64, 0i64);
+        let mut nanos = 0i32;
         for step in &self.steps {
             match step {
                 Step::Year4 => {
@@ -135,7 +196,7 @@ impl FixedLayout {
                         return None;
                     }
                     let n = usize::from(*n);
-                    nanos = digits(b, at + 1, n)? * 10i64.pow(9 - n as u32);
+                    nanos = fraction(b, at + 1, n)?;
                     at += 1 + n;
                 }
                 Step::Lit(text) => {
@@ -182,8 +243,14 @@ impl FixedLayout {
         }
         let secs = days_from_civil(year, month, day) * 86_400 + hour * 3600 + minute * 60 + second
             - offset;
-        Timestamp::new(secs, i32::try_from(nanos).ok()?).ok()
+        Some((secs, nanos))
     }
+}
+
+/// `n` (1 to 9) digits of a fraction at `at`, as nanoseconds.
+fn fraction(b: &[u8], at: usize, n: usize) -> Option<i32> {
+    let v = digits(b, at, n)? * 10i64.pow(9 - n as u32);
+    i32::try_from(v).ok()
 }
 
 /// `n` ASCII digits at `at` as a number.
@@ -263,7 +330,7 @@ mod tests {
     #[test]
     fn agrees_with_the_general_parser_on_examples() {
         let layout = Layout::gotime("2006-01-02T15:04:05.000Z07:00").unwrap();
-        let fixed = FixedLayout::new(&layout).unwrap();
+        let mut fixed = FixedLayout::new(&layout).unwrap();
         for value in [
             "2024-05-01T12:00:00.000Z",
             "2024-05-01T12:00:00.123+05:30",
@@ -310,11 +377,49 @@ mod tests {
         ) {
             let layout = &layouts()[layout];
             let value = format!("{y:04}-{mo:02}-{d:02}{sep}{h:02}:{mi:02}:{s:02}{frac}{zone}");
-            if let Some(fixed) = FixedLayout::new(layout)
+            if let Some(mut fixed) = FixedLayout::new(layout)
                 && let Some(ts) = fixed.parse(&value)
             {
                 prop_assert_eq!(Some(ts), general(layout, &value), "{}", value);
             }
+        }
+
+        /// Values read one after another, most of them in the same second as the one
+        /// before, as a log's lines are.
+        #[test]
+        fn values_of_the_same_second_agree_with_the_general_parser(
+            layout in 0usize..6,
+            values in proptest::collection::vec(
+                (0u32..3, 0u32..62, "[.,]?[0-9]{0,4}", prop_oneof![Just("Z".to_owned()), "[+-]0[0-2]:?[0-6][0-9]"]),
+                1..20,
+            ),
+        ) {
+            let layout = &layouts()[layout];
+            let Some(mut fixed) = FixedLayout::new(layout) else { return Ok(()) };
+            for (d, s, frac, zone) in values {
+                let value = format!("2024-02-{:02}T12:34:{s:02}{frac}{zone}", 28 + d);
+                if let Some(ts) = fixed.parse(&value) {
+                    prop_assert_eq!(Some(ts), general(layout, &value), "{}", value);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_value_of_the_same_second_is_read_from_its_fraction() {
+        let layout = Layout::gotime("2006-01-02T15:04:05.000Z07:00").unwrap();
+        let mut fixed = FixedLayout::new(&layout).unwrap();
+        for value in [
+            "2024-05-01T12:00:00.000Z",
+            "2024-05-01T12:00:00.250Z",
+            "2024-05-01T12:00:00,999Z",
+            "2024-05-01T12:00:00.25xZ",
+            "2024-05-01T12:00:00.001Z",
+            "2024-05-01T12:00:01.001Z",
+            "2024-05-01T12:00:01.002+01:00",
+            "2024-05-01T12:00:01.003+01:00",
+        ] {
+            assert_eq!(fixed.parse(value), general(&layout, value), "{value}");
         }
     }
 }

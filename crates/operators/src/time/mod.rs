@@ -100,7 +100,7 @@ impl LayoutIn {
         text: &str,
         now: impl FnOnce() -> Timestamp,
     ) -> Result<Timestamp, TimeError> {
-        if let Some(ts) = self.fixed.as_ref().and_then(|f| f.parse(text)) {
+        if let Some(ts) = self.fixed.as_mut().and_then(|f| f.parse(text)) {
             return Ok(ts);
         }
         let parsed = parse::parse(&self.layout, text)?;
