@@ -37,11 +37,55 @@ struct Shape {
 
 const SHAPE_SCORE_MAX: i8 = 8;
 
+/// Objects with more keys than this are not kept as a layout.
+const SHAPE_KEYS_MAX: usize = 64;
+
 /// A stack this large after an exceptional object is given back rather than kept.
 const STACK_KEPT: usize = 1024;
 
 /// Parses `text` as one JSON value, or `None` when serde_json must decide.
 pub(crate) fn parse(text: &str, numbers: NumberMode) -> Option<Value> {
+    with_reader(text, numbers, |r| {
+        let value = match r.peek()? {
+            b'{' => {
+                let start = r.object_entries(0)?;
+                Value::Map(Box::new(r.top_level_map(start)))
+            }
+            _ => r.value(0)?,
+        };
+        r.at_end().then_some(value)
+    })
+}
+
+/// Reads `text`, a JSON object, and inserts its keys into `into` as [`Map::merge`] would
+/// insert those of the map [`parse`] gives, without building that map. `None`, with `into`
+/// untouched, when serde_json must decide (errors included) or `text` is not an object.
+pub(crate) fn merge_object(text: &str, numbers: NumberMode, into: &mut Map) -> Option<()> {
+    with_reader(text, numbers, |r| {
+        if r.peek()? != b'{' {
+            return None;
+        }
+        let start = r.object_entries(0)?;
+        if !r.at_end() {
+            return None;
+        }
+        let known = r.layout_is_known(start);
+        let entries = r.pending.drain(start..);
+        if known {
+            into.merge_unique(entries);
+        } else {
+            into.extend(entries);
+        }
+        Some(())
+    })
+}
+
+/// Runs `read` with this thread's entry stack and layout, from the first non-blank byte.
+fn with_reader<T>(
+    text: &str,
+    numbers: NumberMode,
+    read: impl FnOnce(&mut Reader<'_>) -> Option<T>,
+) -> Option<T> {
     let mut r = Reader {
         text,
         bytes: text.as_bytes(),
@@ -51,9 +95,7 @@ pub(crate) fn parse(text: &str, numbers: NumberMode) -> Option<Value> {
         shape: SHAPE.take(),
     };
     r.skip_ws();
-    let value = r.value(0);
-    r.skip_ws();
-    let complete = r.at == r.bytes.len();
+    let result = read(&mut r);
     SHAPE.set(r.shape);
     let mut stack = r.pending;
     if stack.capacity() <= STACK_KEPT {
@@ -61,7 +103,7 @@ pub(crate) fn parse(text: &str, numbers: NumberMode) -> Option<Value> {
         stack.clear();
         STACK.set(stack);
     }
-    value.filter(|_| complete)
+    result
 }
 
 struct Reader<'a> {
@@ -83,6 +125,12 @@ impl Reader<'_> {
         while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.peek() {
             self.at += 1;
         }
+    }
+
+    /// Whether only whitespace is left.
+    fn at_end(&mut self) -> bool {
+        self.skip_ws();
+        self.at == self.bytes.len()
     }
 
     fn literal(&mut self, word: &[u8], value: Value) -> Option<Value> {
@@ -108,6 +156,16 @@ impl Reader<'_> {
     }
 
     fn object(&mut self, depth: usize) -> Option<Value> {
+        let start = self.object_entries(depth)?;
+        // Built as the serde path builds it (later duplicates replacing earlier values in
+        // the first one's place), so both give equal maps.
+        let mut map = Map::with_capacity(self.pending.len() - start);
+        map.extend(self.pending.drain(start..));
+        Some(Value::Map(Box::new(map)))
+    }
+
+    /// Reads an object's entries onto the stack; gives where they start.
+    fn object_entries(&mut self, depth: usize) -> Option<usize> {
         if depth >= MAX_DEPTH {
             return None;
         }
@@ -116,63 +174,79 @@ impl Reader<'_> {
         self.skip_ws();
         if self.peek()? == b'}' {
             self.at += 1;
-        } else {
-            loop {
-                if self.peek()? != b'"' {
-                    return None;
+            return Some(start);
+        }
+        loop {
+            if self.peek()? != b'"' {
+                return None;
+            }
+            let key = self.string()?;
+            self.skip_ws();
+            if self.peek()? != b':' {
+                return None;
+            }
+            self.at += 1;
+            self.skip_ws();
+            let value = self.value(depth + 1)?;
+            self.pending.push((key, value));
+            self.skip_ws();
+            match self.peek()? {
+                b',' => {
+                    self.at += 1;
+                    self.skip_ws();
                 }
-                let key = self.string()?;
-                self.skip_ws();
-                if self.peek()? != b':' {
-                    return None;
+                b'}' => {
+                    self.at += 1;
+                    return Some(start);
                 }
-                self.at += 1;
-                self.skip_ws();
-                let value = self.value(depth + 1)?;
-                self.pending.push((key, value));
-                self.skip_ws();
-                match self.peek()? {
-                    b',' => {
-                        self.at += 1;
-                        self.skip_ws();
-                    }
-                    b'}' => {
-                        self.at += 1;
-                        break;
-                    }
-                    _ => return None,
-                }
+                _ => return None,
             }
         }
-        // Built as the serde path builds it (same capacity, later duplicates replacing
-        // earlier values in the first one's place), so both give equal maps.
-        let room = if depth == 0 { TOP_LEVEL_ROOM } else { 0 };
-        let len = self.pending.len() - start;
-        let mut new_layout = false;
-        if depth == 0 {
-            let entries = &self.pending[start..];
-            let shape = &mut self.shape;
-            // The layout's keys are distinct, so equal keys in order means no duplicates.
-            if shape.keys.len() == len && shape.keys.iter().zip(entries).all(|(k, (e, _))| k == e) {
-                shape.score = (shape.score + 1).min(SHAPE_SCORE_MAX);
-                let mut unique = Vec::with_capacity(len + room);
-                unique.extend(self.pending.drain(start..));
-                return Some(Value::Map(Box::new(Map::from_unique(unique))));
-            }
-            shape.score -= 2;
-            new_layout = shape.score < 0;
+    }
+
+    /// The map of the top-level object whose entries start at `start`, with room for the
+    /// keys it is usually merged with (see [`TOP_LEVEL_ROOM`]).
+    fn top_level_map(&mut self, start: usize) -> Map {
+        let room = self.pending.len() - start + TOP_LEVEL_ROOM;
+        if self.layout_is_known(start) {
+            let mut unique = Vec::with_capacity(room);
+            unique.extend(self.pending.drain(start..));
+            return Map::from_unique(unique);
         }
-        let mut map = Map::with_capacity(len + room);
+        let mut map = Map::with_capacity(room);
         map.extend(self.pending.drain(start..));
-        if new_layout {
-            self.shape.score = 0;
-            self.shape.keys.clear();
-            // An object with duplicate keys leaves no layout to reuse.
-            if map.len() == len {
-                self.shape.keys.extend(map.keys().cloned());
+        map
+    }
+
+    /// Whether the keys of the entries from `start` are, in order, those of the layout
+    /// kept (so they are distinct). A miss counts against the layout, and replaces it
+    /// once it has missed more than it matched.
+    fn layout_is_known(&mut self, start: usize) -> bool {
+        let entries = &self.pending[start..];
+        let shape = &mut self.shape;
+        if shape.keys.len() == entries.len()
+            && shape.keys.iter().zip(entries).all(|(k, (e, _))| k == e)
+        {
+            shape.score = (shape.score + 1).min(SHAPE_SCORE_MAX);
+            return true;
+        }
+        shape.score -= 2;
+        if shape.score < 0 {
+            shape.score = 0;
+            shape.keys.clear();
+            let distinct = || {
+                entries
+                    .iter()
+                    .enumerate()
+                    .all(|(i, (k, _))| entries[..i].iter().all(|(o, _)| o != k))
+            };
+            // An object with repeated keys leaves no layout to reuse; nor does a large one
+            // (checking its keys are distinct costs their number squared).
+            if entries.len() <= SHAPE_KEYS_MAX && distinct() {
+                shape.keys.extend(entries.iter().map(|(k, _)| k.clone()));
             }
         }
-        Some(Value::Map(Box::new(map)))
+        false
     }
 
     fn array(&mut self, depth: usize) -> Option<Value> {

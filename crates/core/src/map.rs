@@ -96,6 +96,16 @@ impl Map {
         Map { entries, index }
     }
 
+    /// A copy with room for `capacity` keys in all, for keys about to be added.
+    pub fn clone_with_capacity(&self, capacity: usize) -> Map {
+        let mut entries = Vec::with_capacity(capacity.max(self.len()));
+        entries.extend(self.entries.iter().cloned());
+        Map {
+            entries,
+            index: self.index.clone(),
+        }
+    }
+
     pub fn len(&self) -> usize {
         self.entries.len()
     }
@@ -238,9 +248,22 @@ impl Map {
             *self = other;
             return;
         }
+        self.merge_unique(other.entries.into_iter());
+    }
+
+    /// Inserts `entries`, whose keys are distinct, as [`Map::insert`] would one by one;
+    /// each key is compared only with the keys that were here before. The caller vouches
+    /// for the keys being distinct (a parser's fixed key list, a map's keys).
+    pub fn merge_unique(&mut self, entries: impl ExactSizeIterator<Item = (Text, Value)>) {
         let before = self.entries.len();
-        self.entries.reserve(other.len());
-        for (key, value) in other.entries {
+        // Exactly: this is a record's attributes, and the room for them is learned from
+        // this capacity (see the filelog receiver).
+        self.entries.reserve_exact(entries.len());
+        for (key, value) in entries {
+            debug_assert!(
+                self.entries[before..].iter().all(|(k, _)| *k != key),
+                "merge_unique given a repeated key"
+            );
             let present = match &self.index {
                 Some(index) => index.find(&self.entries, &key),
                 None => self.entries[..before].iter().position(|(k, _)| *k == key),

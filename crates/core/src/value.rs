@@ -96,6 +96,38 @@ impl Value {
     }
 }
 
+/// Why [`Map::merge_json_object`] merged nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum JsonObjectError {
+    #[error(transparent)]
+    Json(#[from] serde_json::Error),
+    /// Valid JSON, but not an object: the name of the value's type.
+    #[error("expected a JSON object, got {0}")]
+    NotObject(&'static str),
+}
+
+impl Map {
+    /// Parses `text`, a JSON object, and inserts its keys as [`Map::merge`] would insert
+    /// those of the parsed map, without building that map (a parser writing into an
+    /// entry's attributes). On error nothing is inserted.
+    pub fn merge_json_object(
+        &mut self,
+        text: &str,
+        numbers: NumberMode,
+    ) -> Result<(), JsonObjectError> {
+        if crate::json::merge_object(text, numbers, self).is_some() {
+            return Ok(());
+        }
+        match Value::from_json_str(text, numbers)? {
+            Value::Map(m) => {
+                self.merge(*m);
+                Ok(())
+            }
+            other => Err(JsonObjectError::NotObject(other.type_name())),
+        }
+    }
+}
+
 /// Formats a double as Go's `strconv.FormatFloat(f, 'f', -1, 64)` would for whole numbers
 /// and as the shortest round-trip form otherwise.
 fn format_go_float(d: f64) -> String {

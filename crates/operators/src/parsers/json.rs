@@ -5,8 +5,8 @@
 use super::{Parse, ParserOp, parser_config};
 use crate::error::ProcessError;
 use crate::operator::Operator;
-use centimane_core::Value;
-use centimane_core::value::NumberMode;
+use centimane_core::value::{JsonObjectError, NumberMode};
+use centimane_core::{Map, Value};
 use serde_json::{Map as JsonMap, Value as Json};
 
 parser_config!(JsonConfig {
@@ -41,13 +41,27 @@ impl Parse for JsonParser {
             other => Err(ProcessError::JsonNotObject(other.type_name())),
         }
     }
+
+    fn parse_into(&mut self, value: &Value, into: &mut Map) -> Option<Result<(), ProcessError>> {
+        let Value::Str(text) = value else {
+            return Some(self.parse(value).map(drop));
+        };
+        Some(
+            into.merge_json_object(text, self.numbers)
+                .map_err(|e| match e {
+                    JsonObjectError::Json(e) => ProcessError::Json(e),
+                    JsonObjectError::NotObject(type_name) => ProcessError::JsonNotObject(type_name),
+                }),
+        )
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use centimane_core::Entry;
+    use centimane_core::{Entry, Field};
     use serde_json::json;
+    use std::str::FromStr;
 
     fn run(cfg: Json, body: Value) -> (Result<(), ProcessError>, Entry) {
         let Json::Object(map) = cfg else {
@@ -99,6 +113,44 @@ mod tests {
             Value::Map(Default::default()),
         );
         assert!(matches!(r, Err(ProcessError::MissingField(_))));
+    }
+
+    /// Parsed straight into the attributes (`parse_into`), the result is what setting the
+    /// parsed map there gives: existing keys keep their place and take the new value, a
+    /// repeated key its last value; a failed parse leaves them as they were.
+    #[test]
+    fn parsing_into_attributes_merges_as_setting_the_map_would() {
+        let mut op = build(JsonMap::new()).unwrap();
+        let via_set = Field::from_str("attributes").unwrap();
+        for text in [
+            r#"{"a":1,"log.file.name":"x","b":{"c":2},"a":3}"#,
+            r#"{"level":"info","msg":"m"}"#,
+            r#"{"level":"info","msg":"m"}"#,
+            r#"{"k0":0,"k1":1,"k2":2,"k3":3,"k4":4,"k5":5,"k6":6,"k7":7,"k8":8,"k9":9,"k10":10,"k11":11,"k12":12,"k13":13,"k14":14,"k15":15,"k16":16,"log.file.name":"y"}"#,
+            r#"{"a": 1, "a": "#,
+            "[1]",
+        ] {
+            let mut e = Entry::new(Value::from(text));
+            e.attributes
+                .insert("log.file.name".into(), Value::from("f"));
+            e.attributes.insert("keep".into(), Value::Int(0));
+            let mut want = e.clone();
+            let parsed = JsonParser {
+                numbers: NumberMode::AllDouble,
+            }
+            .parse(&want.body);
+            let r = op.apply(&mut e);
+            match parsed {
+                Ok(parsed) => {
+                    via_set.set(&mut want, parsed).unwrap();
+                    r.unwrap();
+                }
+                Err(_) => assert!(r.is_err(), "{text}"),
+            }
+            let keys = |e: &Entry| e.attributes.keys().cloned().collect::<Vec<_>>();
+            assert_eq!(keys(&e), keys(&want), "{text}");
+            assert_eq!(e.attributes, want.attributes, "{text}");
+        }
     }
 
     #[test]

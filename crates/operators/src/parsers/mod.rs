@@ -18,7 +18,7 @@ use crate::scope::{ScopeNameConfig, ScopeNameParser};
 use crate::severity::{SeverityConfig, SeverityParser};
 use crate::time::{TimeConfig, TimeParser};
 use crate::trace::{TraceConfig, TraceParser};
-use centimane_core::{Entry, Field, Value};
+use centimane_core::{Entry, Field, FieldRoot, Map, Value};
 
 /// Declares a parser's config struct: the parser base keys plus the parser's own.
 macro_rules! parser_config {
@@ -60,6 +60,14 @@ pub(crate) use parser_config;
 /// Turns the `parse_from` value into the value set at `parse_to`.
 pub(crate) trait Parse: Send {
     fn parse(&mut self, value: &Value) -> Result<Value, ProcessError>;
+
+    /// For parsers whose result is always a map: parses `value` and inserts the result's
+    /// keys into `into` as setting the map there would merge them, without building the
+    /// map first (json_parser and regex_parser into `attributes`, once per record). On
+    /// error `into` is unchanged. `None`: not supported, `parse` is used.
+    fn parse_into(&mut self, _value: &Value, _into: &mut Map) -> Option<Result<(), ProcessError>> {
+        None
+    }
 }
 
 /// What every parser shares.
@@ -109,9 +117,41 @@ impl ParserBase {
         parser: &mut impl Parse,
         entry: &mut Entry,
     ) -> Result<(), ProcessError> {
-        let parsed = parser.parse(self.read(entry)?)?;
-        self.write(entry, parsed)?;
+        if !self.parse_into_attributes(parser, entry)? {
+            let parsed = parser.parse(self.read(entry)?)?;
+            self.write(entry, parsed)?;
+        }
         self.run_embedded(entry, Vec::new())
+    }
+
+    /// Parses straight into the attributes when the result goes to their root and the
+    /// parser can (see [`Parse::parse_into`]). `false`: it did nothing.
+    fn parse_into_attributes(
+        &self,
+        parser: &mut impl Parse,
+        entry: &mut Entry,
+    ) -> Result<bool, ProcessError> {
+        if !(self.parse_to.root() == FieldRoot::Attributes
+            && self.parse_to.is_root()
+            && self.parse_from.root() != FieldRoot::Attributes)
+        {
+            return Ok(false);
+        }
+        // Taken out for the call, so `parse_from` (not in them) can be read meanwhile.
+        let mut attributes = std::mem::take(&mut entry.attributes);
+        let done = match self.read(entry) {
+            Ok(value) => parser.parse_into(value, &mut attributes),
+            Err(e) => Some(Err(e)),
+        };
+        entry.attributes = attributes;
+        match done {
+            None => Ok(false),
+            Some(result) => {
+                result?;
+                self.copy_body(entry);
+                Ok(true)
+            }
+        }
     }
 
     /// The `parse_from` value.
@@ -124,10 +164,15 @@ impl ParserBase {
     /// Sets the parsed value at `parse_to` and copies the `body` field, if one is set.
     pub(crate) fn write(&self, entry: &mut Entry, parsed: Value) -> Result<(), ProcessError> {
         self.parse_to.set(entry, parsed)?;
+        self.copy_body(entry);
+        Ok(())
+    }
+
+    /// Copies the `body` field into the body, if one is set.
+    fn copy_body(&self, entry: &mut Entry) {
         if let Some(value) = self.body.as_ref().and_then(|field| field.get(entry)) {
             entry.body = value.clone();
         }
-        Ok(())
     }
 
     pub(crate) fn parse_to(&self) -> &Field {

@@ -30,8 +30,7 @@ pub(crate) struct RegexParser {
     locations: CaptureLocations,
     /// Capture group index of each named group, in the order of `template`'s keys.
     groups: Vec<usize>,
-    /// The result's keys (the group names) with empty values: cloning it copies the hash
-    /// table as is, so no line hashes a key.
+    /// The result's keys (the group names), with empty values.
     template: Map,
     cache: Option<MemoCache>,
 }
@@ -69,31 +68,75 @@ pub(crate) fn build(block: JsonMap<String, Json>) -> Result<Box<dyn Operator>, S
 
 impl Parse for RegexParser {
     fn parse(&mut self, value: &Value) -> Result<Value, ProcessError> {
-        let Value::Str(text) = value else {
-            return Err(ProcessError::WrongType {
-                what: "regex",
-                got: value.type_name(),
-            });
-        };
+        let text = matched_text(value)?;
         if let Some(hit) = self.cache.as_ref().and_then(|c| c.get(text)) {
             return Ok(Value::Map(Box::new(hit.clone())));
         }
-        if self
-            .regex
-            .captures_read(&mut self.locations, text)
-            .is_none()
-        {
-            return Err(ProcessError::NoMatch);
-        }
-        let mut map = self.template.clone();
-        for (value, index) in map.values_mut().zip(&self.groups) {
-            let matched = self.locations.get(*index).map_or("", |(s, e)| &text[s..e]);
-            *value = Value::Str(matched.into());
-        }
+        let map = self.result(text)?;
         if let Some(cache) = &mut self.cache {
             cache.insert(text, &map);
         }
         Ok(Value::Map(Box::new(map)))
+    }
+
+    fn parse_into(&mut self, value: &Value, into: &mut Map) -> Option<Result<(), ProcessError>> {
+        let text = match matched_text(value) {
+            Ok(text) => text,
+            Err(e) => return Some(Err(e)),
+        };
+        if self.cache.is_some() {
+            return Some(self.parse(value).map(|parsed| {
+                if let Value::Map(map) = parsed {
+                    into.merge(*map);
+                }
+            }));
+        }
+        if let Err(e) = self.find(text) {
+            return Some(Err(e));
+        }
+        // The group names are distinct (the regex crate refuses duplicates).
+        let values = self
+            .groups
+            .iter()
+            .map(|index| group(&self.locations, *index, text));
+        into.merge_unique(self.template.keys().cloned().zip(values));
+        Some(Ok(()))
+    }
+}
+
+/// The text a regex is matched against.
+fn matched_text(value: &Value) -> Result<&str, ProcessError> {
+    match value {
+        Value::Str(text) => Ok(text),
+        other => Err(ProcessError::WrongType {
+            what: "regex",
+            got: other.type_name(),
+        }),
+    }
+}
+
+/// The value of capture group `index` in the last match (`""` if it took no part).
+fn group(locations: &CaptureLocations, index: usize, text: &str) -> Value {
+    Value::Str(locations.get(index).map_or("", |(s, e)| &text[s..e]).into())
+}
+
+impl RegexParser {
+    /// Matches `text`, leaving the groups in `locations`.
+    fn find(&mut self, text: &str) -> Result<(), ProcessError> {
+        match self.regex.captures_read(&mut self.locations, text) {
+            Some(_) => Ok(()),
+            None => Err(ProcessError::NoMatch),
+        }
+    }
+
+    /// The map of group names to what they matched in `text`.
+    fn result(&mut self, text: &str) -> Result<Map, ProcessError> {
+        self.find(text)?;
+        let mut map = self.template.clone();
+        for (value, index) in map.values_mut().zip(&self.groups) {
+            *value = group(&self.locations, *index, text);
+        }
+        Ok(map)
     }
 }
 

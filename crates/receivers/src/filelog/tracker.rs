@@ -90,6 +90,9 @@ struct Header {
     chain: Box<dyn OperatorChain>,
 }
 
+/// The most attribute slots a new record is made with ahead of need.
+const ATTRIBUTES_ROOM_MAX: usize = 32;
+
 pub(super) struct Tracker {
     id: String,
     finder: Finder,
@@ -111,6 +114,10 @@ pub(super) struct Tracker {
     /// Ack id → file key.
     acks_pending: HashMap<u64, u64>,
     next_ack_id: u64,
+    /// How many attributes the last record out of the operators had room for (parsers
+    /// grow a record's map to exactly what they need): each new record's map is made with
+    /// that much room, so parsers filling it do not grow it again.
+    attributes_room: usize,
     listener: Arc<dyn AckListener>,
     stop: Arc<AtomicBool>,
     store: Option<CheckpointStore>,
@@ -204,6 +211,7 @@ impl Tracker {
             next_file_key: 0,
             acks_pending: HashMap::new(),
             next_ack_id: 0,
+            attributes_room: 0,
             listener,
             stop,
             store: None,
@@ -689,8 +697,7 @@ impl Tracker {
         }
         let mut entries = Vec::with_capacity(lines.len());
         // The attributes every entry of this batch starts with (file attributes, then the
-        // header's), built once: cloning a map copies its hash table as it is, where
-        // inserting the keys again would hash each of them for every line.
+        // header's), built once and copied for each line.
         let mut common: Option<Map> = None;
         for line in lines {
             if !f.header_done {
@@ -730,7 +737,7 @@ impl Tracker {
             let mut entry = Entry {
                 body: line.body,
                 observed_timestamp: observed,
-                attributes: attributes.clone(),
+                attributes: attributes.clone_with_capacity(self.attributes_room),
                 ..Entry::default()
             };
             if flags.record_number {
@@ -749,6 +756,9 @@ impl Tracker {
         }
         let mut out = Vec::with_capacity(entries.len());
         chain.process(entries, &mut out);
+        self.attributes_room = out
+            .last()
+            .map_or(0, |e| e.attributes.capacity().min(ATTRIBUTES_ROOM_MAX));
         self.next_ack_id += 1;
         let ack_id = self.next_ack_id;
         self.acks_pending.insert(ack_id, key);
