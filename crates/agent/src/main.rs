@@ -1,6 +1,7 @@
 //! `centimane`: a log agent that tails files, structures lines with Stanza operators and
 //! exports them over OTLP. See README.md for the commands.
 
+mod allocator;
 mod config;
 mod control;
 mod process;
@@ -78,6 +79,7 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
 }
 
 fn main() -> ExitCode {
+    allocator::configure();
     let cli = Cli::parse();
     if cli.version {
         println!("centimane {}", env!("CARGO_PKG_VERSION"));
