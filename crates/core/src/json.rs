@@ -180,7 +180,11 @@ impl Reader<'_> {
             if self.peek()? != b'"' {
                 return None;
             }
-            let key = self.string()?;
+            let key = if depth == 0 {
+                self.top_level_key(self.pending.len() - start)?
+            } else {
+                self.string()?
+            };
             self.skip_ws();
             if self.peek()? != b':' {
                 return None;
@@ -279,6 +283,22 @@ impl Reader<'_> {
 
     /// A string at the opening quote. Unescaped runs are sliced from the input, which is
     /// valid UTF-8 and split only at ASCII bytes, so no check is needed.
+    /// The key of entry `i` of a top-level object: when it is the layout's key `i`, a copy
+    /// of that key (cheaper than making a new one from the text).
+    fn top_level_key(&mut self, i: usize) -> Option<Text> {
+        let start = self.at + 1;
+        let end = self.plain_run(start)?;
+        if self.bytes[end] == b'"'
+            && let Some(known) = self.shape.keys.get(i)
+            && known.as_bytes() == &self.bytes[start..end]
+        {
+            let key = known.clone();
+            self.at = end + 1;
+            return Some(key);
+        }
+        self.string()
+    }
+
     fn string(&mut self) -> Option<Text> {
         self.at += 1;
         let start = self.at;
