@@ -203,15 +203,18 @@ fn unix_nanos(ts: Timestamp) -> u64 {
 
 /// The bytes of a length-delimited field (key, length, content) with `len` bytes of
 /// content. Every field number used here is below 16, so keys take one byte.
+#[inline]
 fn field_len(len: usize) -> usize {
     1 + varint_len(len as u64) + len
 }
 
 /// A string field proto3 omits when empty.
+#[inline]
 fn string_field_len(s: &str) -> usize {
     if s.is_empty() { 0 } else { field_len(s.len()) }
 }
 
+#[inline]
 fn varint_len(v: u64) -> usize {
     // 1 byte per started 7 bits; 0 takes one byte.
     (64 - (v | 1).leading_zeros() as usize).div_ceil(7)
@@ -228,6 +231,7 @@ fn kvs_len(map: &Map) -> usize {
 }
 
 /// An AnyValue message. A set oneof field is written even when it holds its default.
+#[inline]
 fn any_len(v: &Value) -> usize {
     match v {
         Value::Null => 0,
@@ -236,11 +240,27 @@ fn any_len(v: &Value) -> usize {
         Value::Int(i) => 1 + varint_len(*i as u64),
         Value::Double(_) => 9,
         Value::Bytes(b) => field_len(b.len()),
-        Value::Array(items) => field_len(items.iter().map(|i| field_len(any_len(i))).sum()),
-        Value::Map(m) => field_len(kvs_len(m)),
+        Value::Array(_) | Value::Map(_) => nested_len(v),
     }
 }
 
+/// [`any_len`] for arrays and maps. Out of line: records mostly hold scalars, and
+/// `any_len` is inlined where they are encoded.
+#[inline(never)]
+fn nested_len(v: &Value) -> usize {
+    match v {
+        Value::Array(items) => field_len(array_len(items)),
+        Value::Map(m) => field_len(kvs_len(m)),
+        scalar => any_len(scalar),
+    }
+}
+
+/// An ArrayValue message.
+fn array_len(items: &[Value]) -> usize {
+    items.iter().map(|i| field_len(any_len(i))).sum()
+}
+
+#[inline]
 fn put_varint(out: &mut Vec<u8>, mut v: u64) {
     while v >= 0x80 {
         out.push((v as u8) | 0x80);
@@ -249,11 +269,13 @@ fn put_varint(out: &mut Vec<u8>, mut v: u64) {
     out.push(v as u8);
 }
 
+#[inline]
 fn put_len_key(out: &mut Vec<u8>, field: u8, len: usize) {
     out.push(key(field, LEN));
     put_varint(out, len as u64);
 }
 
+#[inline]
 fn put_bytes_field(out: &mut Vec<u8>, field: u8, b: &[u8]) {
     put_len_key(out, field, b.len());
     out.extend_from_slice(b);
@@ -266,6 +288,7 @@ fn put_string_field(out: &mut Vec<u8>, field: u8, s: &str) {
     }
 }
 
+#[inline]
 fn put_fixed64(out: &mut Vec<u8>, field: u8, v: u64) {
     out.push(key(field, FIXED64));
     out.extend_from_slice(&v.to_le_bytes());
@@ -355,6 +378,7 @@ fn put_kvs(out: &mut Vec<u8>, field: u8, map: &Map) {
 }
 
 /// The content of an AnyValue message.
+#[inline]
 fn put_any(out: &mut Vec<u8>, v: &Value) {
     match v {
         Value::Null => {}
@@ -368,8 +392,18 @@ fn put_any(out: &mut Vec<u8>, v: &Value) {
             put_varint(out, *i as u64);
         }
         Value::Double(d) => put_fixed64(out, 4, d.to_bits()),
+        Value::Array(_) | Value::Map(_) => put_nested(out, v),
+        Value::Bytes(b) => put_bytes_field(out, 7, b),
+    }
+}
+
+/// [`put_any`] for arrays and maps (AnyValue.array_value = 5, kvlist_value = 6). Out of
+/// line: records mostly hold scalars, and `put_any` is inlined where they are encoded.
+#[inline(never)]
+fn put_nested(out: &mut Vec<u8>, v: &Value) {
+    match v {
         Value::Array(items) => {
-            put_len_key(out, 5, items.iter().map(|i| field_len(any_len(i))).sum());
+            put_len_key(out, 5, array_len(items));
             for item in items {
                 put_len_key(out, 1, any_len(item));
                 put_any(out, item);
@@ -379,7 +413,7 @@ fn put_any(out: &mut Vec<u8>, v: &Value) {
             put_len_key(out, 6, kvs_len(m));
             put_kvs(out, 1, m);
         }
-        Value::Bytes(b) => put_bytes_field(out, 7, b),
+        scalar => put_any(out, scalar),
     }
 }
 
