@@ -281,8 +281,6 @@ impl Reader<'_> {
         }
     }
 
-    /// A string at the opening quote. Unescaped runs are sliced from the input, which is
-    /// valid UTF-8 and split only at ASCII bytes, so no check is needed.
     /// The key of entry `i` of a top-level object: when it is the layout's key `i`, a copy
     /// of that key (cheaper than making a new one from the text).
     fn top_level_key(&mut self, i: usize) -> Option<Text> {
@@ -299,6 +297,8 @@ impl Reader<'_> {
         self.string()
     }
 
+    /// A string at the opening quote. Unescaped runs are sliced from the input, which is
+    /// valid UTF-8 and split only at ASCII bytes, so no check is needed.
     fn string(&mut self) -> Option<Text> {
         self.at += 1;
         let start = self.at;

@@ -27,6 +27,10 @@ const fn key(field: u8, wire: u8) -> u8 {
 /// The least room a scope's buffer keeps for its next record.
 const MIN_ROOM: usize = 4096;
 
+/// The most a scope's buffer reserves ahead on an estimate (a request of 8192 records of
+/// 1 KiB each).
+const ESTIMATE_MAX: usize = 8 << 20;
+
 /// Room kept for a length-delimited field's key and length, before its length is known
 /// (one byte of key, up to five of length).
 const HEADER_ROOM: usize = 6;
@@ -157,13 +161,16 @@ impl<'a> Scope<'a> {
     }
 
     /// Keeps room for the next record, and when there is too little, reserves it for the
-    /// `left` records to come if they are like those so far (an eighth more). Left to
-    /// itself the buffer would double, and a batch's request take up to twice its size.
+    /// `left` records to come if they are like those so far (an eighth more, at most
+    /// [`ESTIMATE_MAX`]). Left to itself the buffer would double, and a batch's request
+    /// take up to twice its size.
     fn make_room(&mut self, left: usize) {
         let average = self.records_len().checked_div(self.records).unwrap_or(0);
-        let next = (2 * average).max(MIN_ROOM);
+        let next = average.saturating_mul(2).max(MIN_ROOM);
         if self.bytes.capacity() - self.bytes.len() < next {
-            let estimate = average * left;
+            // A huge first record must not make the estimate for thousands of small ones
+            // huge: past the cap the buffer grows as vectors do.
+            let estimate = average.saturating_mul(left).min(ESTIMATE_MAX);
             self.bytes.reserve_exact(estimate + estimate / 8 + next);
         }
     }
@@ -422,6 +429,18 @@ mod tests {
     use super::*;
     use crate::to_otlp_request;
     use prost::Message;
+
+    #[test]
+    fn a_huge_first_record_does_not_make_the_estimate_huge() {
+        let mut entries = vec![entry(Value::from("x".repeat(1 << 20)))];
+        entries.extend((0..50).map(|i| entry(Value::from(format!("line {i}")))));
+        same_as_prost(&entries);
+        let mut scope = Scope::new(0, 0, &entries[0]);
+        put_record_field(&mut scope.bytes, 2, &entries[0]);
+        scope.records = 1;
+        scope.make_room(8191);
+        assert!(scope.bytes.capacity() < scope.bytes.len() + 2 * ESTIMATE_MAX + (4 << 20));
+    }
 
     fn same_as_prost(entries: &[Entry]) {
         let want = to_otlp_request(entries).encode_to_vec();
