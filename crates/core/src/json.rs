@@ -40,6 +40,12 @@ const SHAPE_SCORE_MAX: i8 = 8;
 /// Objects with more keys than this are not kept as a layout.
 const SHAPE_KEYS_MAX: usize = 64;
 
+/// 10^0 to 10^22: the powers of ten a double holds exactly.
+const EXACT_POWERS_OF_TEN: [f64; 23] = [
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,
+    1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+];
+
 /// A stack this large after an exceptional object is given back rather than kept.
 const STACK_KEPT: usize = 1024;
 
@@ -412,36 +418,65 @@ impl Reader<'_> {
         if negative {
             self.at += 1;
         }
+        // The digits (integer and fraction) as one integer, exact while there are at most
+        // 19 of them.
+        let mut mantissa = 0u64;
+        let mut digits = 0usize;
+        let mut take_digits = |r: &mut Self| {
+            let from = r.at;
+            while let Some(d @ b'0'..=b'9') = r.peek() {
+                mantissa = mantissa.wrapping_mul(10).wrapping_add(u64::from(d - b'0'));
+                r.at += 1;
+            }
+            digits += r.at - from;
+            r.at - from
+        };
         let int_start = self.at;
         match self.peek()? {
             b'0' => self.at += 1,
             b'1'..=b'9' => {
-                while let Some(b'0'..=b'9') = self.peek() {
-                    self.at += 1;
-                }
+                take_digits(self);
             }
             _ => return None,
         }
         let int_end = self.at;
-        let mut integral = true;
+        let mut fraction = None;
         if self.peek() == Some(b'.') {
-            integral = false;
             self.at += 1;
-            self.digits()?;
+            match take_digits(self) {
+                0 => return None,
+                n => fraction = Some(n),
+            }
         }
+        let mut exponent = false;
         if let Some(b'e' | b'E') = self.peek() {
-            integral = false;
+            exponent = true;
             self.at += 1;
             if let Some(b'+' | b'-') = self.peek() {
                 self.at += 1;
             }
             self.digits()?;
         }
-        if !integral {
+        if fraction.is_some() || exponent {
+            // Clinger's fast path: an integer below 2^53 and a power of ten up to 10^22 are
+            // both exact doubles, so one division rounds correctly, as `parse` would.
+            if let Some(n) = fraction
+                && !exponent
+                && digits <= 19
+                && mantissa < 1 << 53
+                && n < EXACT_POWERS_OF_TEN.len()
+            {
+                let d = mantissa as f64 / EXACT_POWERS_OF_TEN[n];
+                return Some(Value::Double(if negative { -d } else { d }));
+            }
             let d: f64 = self.text[start..self.at].parse().ok()?;
             return d.is_finite().then_some(Value::Double(d));
         }
-        let magnitude: u64 = self.text[int_start..int_end].parse().ok()?;
+        let magnitude: u64 = if digits <= 19 {
+            mantissa
+        } else {
+            self.text[int_start..int_end].parse().ok()?
+        };
         if negative {
             // `-0` becomes a double -0.0 and beyond i64 a double too: left to serde_json.
             let m = i64::try_from(magnitude).ok().filter(|m| *m > 0)?;
@@ -456,7 +491,6 @@ impl Reader<'_> {
         })
     }
 
-    /// One or more digits.
     fn digits(&mut self) -> Option<()> {
         let from = self.at;
         while let Some(b'0'..=b'9') = self.peek() {
@@ -667,6 +701,27 @@ mod tests {
         #[test]
         fn agrees_with_serde_json(text in json_text()) {
             same(&text);
+        }
+
+        /// Decimals as logs write them, where the fast path for short fractions applies
+        /// and around where it stops (19 digits, 2^53, 10^22).
+        #[test]
+        fn decimals_agree_with_serde_json(
+            text in "-?(0|[1-9][0-9]{0,12})\\.[0-9]{1,24}",
+            digits in proptest::collection::vec(0u8..10, 1..22),
+            point in 0usize..22,
+        ) {
+            same(&text);
+            let mut long: String = digits.iter().map(|d| char::from(b'0' + d)).collect();
+            if long.len() > 1 && long.starts_with('0') {
+                long.replace_range(..1, "1");
+            }
+            let point = point.min(long.len());
+            long.insert_str(point, if point == 0 { "0." } else { "." });
+            if !long.ends_with('.') {
+                same(&long);
+                same(&format!("{{\"d\":{long}}}"));
+            }
         }
 
         #[test]
