@@ -78,7 +78,7 @@ pub(crate) fn merge_object(text: &str, numbers: NumberMode, into: &mut Map) -> O
         let known = r.layout_is_known(start);
         let entries = r.pending.drain(start..);
         if known {
-            into.merge_unique(entries);
+            into.merge_unique_drain(entries);
         } else {
             into.extend(entries);
         }

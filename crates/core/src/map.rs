@@ -251,6 +251,31 @@ impl Map {
         self.merge_unique(other.entries.into_iter());
     }
 
+    /// As [`Map::merge_unique`], for entries taken from a vector: when none of their keys
+    /// is here already (a parser's result landing next to the file name), they are moved
+    /// in as one block.
+    pub(crate) fn merge_unique_drain(&mut self, entries: std::vec::Drain<'_, (Text, Value)>) {
+        let fresh = self.entries.is_empty()
+            || entries
+                .as_slice()
+                .iter()
+                .all(|(key, _)| self.get_index_of(key).is_none());
+        if !fresh {
+            return self.merge_unique(entries);
+        }
+        let before = self.entries.len();
+        self.entries.reserve_exact(entries.len());
+        self.entries.extend(entries);
+        match &mut self.index {
+            Some(index) => {
+                for end in before + 1..=self.entries.len() {
+                    index.push(&self.entries[..end]);
+                }
+            }
+            None => self.reindex(),
+        }
+    }
+
     /// Inserts `entries`, whose keys are distinct, as [`Map::insert`] would one by one;
     /// each key is compared only with the keys that were here before. The caller vouches
     /// for the keys being distinct (a parser's fixed key list, a map's keys).
@@ -567,6 +592,8 @@ mod tests {
         Pop,
         Truncate(usize),
         Merge(Vec<(u8, i64)>),
+        /// Entries with distinct keys, moved from a vector.
+        MergeDrain(Vec<(u8, i64)>),
         SortByKey,
     }
 
@@ -580,7 +607,8 @@ mod tests {
             1 => Just(Op::RetainEven),
             1 => Just(Op::Pop),
             1 => (0usize..30).prop_map(Op::Truncate),
-            1 => proptest::collection::vec((key, any::<i64>()), 0..25).prop_map(Op::Merge),
+            1 => proptest::collection::vec((key.clone(), any::<i64>()), 0..25).prop_map(Op::Merge),
+            1 => proptest::collection::vec((key, any::<i64>()), 0..25).prop_map(Op::MergeDrain),
             1 => Just(Op::SortByKey),
         ]
     }
@@ -640,6 +668,17 @@ mod tests {
                             model_insert(&mut model, k, v);
                         }
                         map.merge(other);
+                    }
+                    Op::MergeDrain(items) => {
+                        let mut distinct: Vec<(Text, Value)> = Vec::new();
+                        for (k, v) in items {
+                            let k = format!("key{k}");
+                            if distinct.iter().all(|(d, _)| d != k.as_str()) {
+                                model_insert(&mut model, k.clone(), v);
+                                distinct.push((text(k), Value::Int(v)));
+                            }
+                        }
+                        map.merge_unique_drain(distinct.drain(..));
                     }
                     Op::SortByKey => {
                         model.sort_by(|a, b| a.0.cmp(&b.0));
