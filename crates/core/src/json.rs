@@ -99,6 +99,7 @@ fn with_reader<T>(
         numbers,
         pending: STACK.take(),
         shape: SHAPE.take(),
+        layout_hits: 0,
     };
     r.skip_ws();
     let result = read(&mut r);
@@ -120,6 +121,9 @@ struct Reader<'a> {
     /// Entries of the maps being read, innermost last.
     pending: Vec<(Text, Value)>,
     shape: Shape,
+    /// How many keys of the top-level object being read were the layout's key at their
+    /// place (see [`Reader::top_level_key`]).
+    layout_hits: usize,
 }
 
 impl Reader<'_> {
@@ -177,6 +181,9 @@ impl Reader<'_> {
         }
         self.at += 1;
         let start = self.pending.len();
+        if depth == 0 {
+            self.layout_hits = 0;
+        }
         self.skip_ws();
         if self.peek()? == b'}' {
             self.at += 1;
@@ -234,9 +241,8 @@ impl Reader<'_> {
     fn layout_is_known(&mut self, start: usize) -> bool {
         let entries = &self.pending[start..];
         let shape = &mut self.shape;
-        if shape.keys.len() == entries.len()
-            && shape.keys.iter().zip(entries).all(|(k, (e, _))| k == e)
-        {
+        // Every key was the layout's at its place (checked as it was read).
+        if shape.keys.len() == entries.len() && self.layout_hits == entries.len() {
             shape.score = (shape.score + 1).min(SHAPE_SCORE_MAX);
             return true;
         }
@@ -297,6 +303,7 @@ impl Reader<'_> {
             && known.as_bytes() == &self.bytes[start..end]
         {
             let key = known.clone();
+            self.layout_hits += 1;
             self.at = end + 1;
             return Some(key);
         }
