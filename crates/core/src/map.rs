@@ -12,7 +12,7 @@
 //!
 //! Invariants: keys are unique; `index` is `Some` exactly when there are more than
 //! `LINEAR_MAX` entries, and then maps the hash of every key to that key's position.
-//! Methods that move entries (removal, insertion in the middle, sorting) rebuild the index,
+//! Methods that move entries (removal, a merge that puts keys in front) rebuild the index,
 //! which costs what moving the entries costs: O(n).
 
 use crate::value::{Text, Value};
@@ -118,15 +118,6 @@ impl Map {
         self.entries.capacity()
     }
 
-    pub fn reserve(&mut self, additional: usize) {
-        self.entries.reserve(additional);
-    }
-
-    pub fn clear(&mut self) {
-        self.entries.clear();
-        self.index = None;
-    }
-
     /// The position of `key`.
     pub fn get_index_of<Q: AsRef<str> + ?Sized>(&self, key: &Q) -> Option<usize> {
         let key = key.as_ref();
@@ -144,33 +135,8 @@ impl Map {
         self.get_index_of(key).map(|i| &mut self.entries[i].1)
     }
 
-    pub fn get_key_value<Q: AsRef<str> + ?Sized>(&self, key: &Q) -> Option<(&Text, &Value)> {
-        self.get_index_of(key).map(|i| self.pair(i))
-    }
-
     pub fn contains_key<Q: AsRef<str> + ?Sized>(&self, key: &Q) -> bool {
         self.get_index_of(key).is_some()
-    }
-
-    pub fn get_index(&self, i: usize) -> Option<(&Text, &Value)> {
-        (i < self.entries.len()).then(|| self.pair(i))
-    }
-
-    pub fn get_index_mut(&mut self, i: usize) -> Option<(&Text, &mut Value)> {
-        self.entries.get_mut(i).map(|(k, v)| (&*k, v))
-    }
-
-    pub fn first(&self) -> Option<(&Text, &Value)> {
-        self.get_index(0)
-    }
-
-    pub fn last(&self) -> Option<(&Text, &Value)> {
-        self.len().checked_sub(1).and_then(|i| self.get_index(i))
-    }
-
-    fn pair(&self, i: usize) -> (&Text, &Value) {
-        let (k, v) = &self.entries[i];
-        (k, v)
     }
 
     /// Sets `key` to `value`. A key already present keeps its place and its old value is
@@ -310,45 +276,6 @@ impl Map {
         let removed = self.entries.remove(i);
         self.reindex();
         Some(removed)
-    }
-
-    /// Inserts `key` at position `at` (at most `len`), shifting the keys after it. A key
-    /// already present is moved there and its old value returned.
-    pub fn shift_insert(&mut self, at: usize, key: Text, value: Value) -> Option<Value> {
-        let old = self.shift_remove(&key);
-        let at = at.min(self.entries.len());
-        self.entries.insert(at, (key, value));
-        self.reindex();
-        old
-    }
-
-    /// Keeps the entries `keep` says yes to, in order.
-    pub fn retain(&mut self, mut keep: impl FnMut(&Text, &mut Value) -> bool) {
-        self.entries.retain_mut(|(k, v)| keep(k, v));
-        self.reindex();
-    }
-
-    /// Sorts the entries; `cmp` compares key/value pairs.
-    pub fn sort_by(
-        &mut self,
-        mut cmp: impl FnMut(&Text, &Value, &Text, &Value) -> std::cmp::Ordering,
-    ) {
-        self.entries
-            .sort_by(|(k1, v1), (k2, v2)| cmp(k1, v1, k2, v2));
-        self.reindex();
-    }
-
-    /// Removes and returns the last entry.
-    pub fn pop(&mut self) -> Option<(Text, Value)> {
-        let last = self.entries.pop();
-        self.reindex();
-        last
-    }
-
-    /// Keeps the first `len` entries.
-    pub fn truncate(&mut self, len: usize) {
-        self.entries.truncate(len);
-        self.reindex();
     }
 
     /// Restores the index invariant after entries moved.
@@ -530,11 +457,6 @@ mod tests {
         m.insert(text("c"), Value::Int(4));
         assert_eq!(m.shift_remove("b"), Some(Value::Int(2)));
         assert_eq!(m.keys().map(Text::as_str).collect::<Vec<_>>(), ["a", "c"]);
-        assert_eq!(
-            m.shift_insert(0, text("c"), Value::Null),
-            Some(Value::Int(4))
-        );
-        assert_eq!(m.keys().map(Text::as_str).collect::<Vec<_>>(), ["c", "a"]);
         assert_eq!(m["a"], Value::Int(3));
     }
 
@@ -587,14 +509,12 @@ mod tests {
     enum Op {
         Insert(u8, i64),
         Remove(u8),
-        ShiftInsert(usize, u8, i64),
-        RetainEven,
-        Pop,
-        Truncate(usize),
+        GetOrInsert(u8, i64),
+        /// Continue with a copy made with room for this many keys.
+        Clone(usize),
         Merge(Vec<(u8, i64)>),
         /// Entries with distinct keys, moved from a vector.
         MergeDrain(Vec<(u8, i64)>),
-        SortByKey,
     }
 
     fn op() -> impl Strategy<Value = Op> {
@@ -602,14 +522,11 @@ mod tests {
         let key = 0u8..40;
         prop_oneof![
             6 => (key.clone(), any::<i64>()).prop_map(|(k, v)| Op::Insert(k, v)),
-            2 => key.clone().prop_map(Op::Remove),
-            1 => (0usize..45, key.clone(), any::<i64>()).prop_map(|(i, k, v)| Op::ShiftInsert(i, k, v)),
-            1 => Just(Op::RetainEven),
-            1 => Just(Op::Pop),
-            1 => (0usize..30).prop_map(Op::Truncate),
+            4 => key.clone().prop_map(Op::Remove),
+            1 => (key.clone(), any::<i64>()).prop_map(|(k, v)| Op::GetOrInsert(k, v)),
+            1 => (0usize..45).prop_map(Op::Clone),
             1 => proptest::collection::vec((key.clone(), any::<i64>()), 0..25).prop_map(Op::Merge),
             1 => proptest::collection::vec((key, any::<i64>()), 0..25).prop_map(Op::MergeDrain),
-            1 => Just(Op::SortByKey),
         ]
     }
 
@@ -639,23 +556,21 @@ mod tests {
                         let old = at.map(|i| Value::Int(model.remove(i).1));
                         prop_assert_eq!(map.shift_remove(&k), old);
                     }
-                    Op::ShiftInsert(at, k, v) => {
+                    Op::GetOrInsert(k, v) => {
                         let k = format!("key{k}");
-                        let old = model.iter().position(|(mk, _)| *mk == k).map(|i| Value::Int(model.remove(i).1));
-                        model.insert(at.min(model.len()), (k.clone(), v));
-                        prop_assert_eq!(map.shift_insert(at, text(&k), Value::Int(v)), old);
+                        let want = match model.iter().find(|(mk, _)| *mk == k) {
+                            Some((_, old)) => *old,
+                            None => {
+                                model.push((k.clone(), v));
+                                v
+                            }
+                        };
+                        let got = map.get_or_insert_with(&text(&k), || Value::Int(v));
+                        prop_assert_eq!(&*got, &Value::Int(want));
                     }
-                    Op::RetainEven => {
-                        model.retain(|(_, v)| v % 2 == 0);
-                        map.retain(|_, v| matches!(v, Value::Int(i) if *i % 2 == 0));
-                    }
-                    Op::Pop => {
-                        let want = model.pop().map(|(k, v)| (text(k), Value::Int(v)));
-                        prop_assert_eq!(map.pop(), want);
-                    }
-                    Op::Truncate(n) => {
-                        model.truncate(n);
-                        map.truncate(n);
+                    Op::Clone(room) => {
+                        map = map.clone_with_capacity(room);
+                        prop_assert!(map.capacity() >= room.max(model.len()));
                     }
                     Op::Merge(items) => {
                         let mut other = Map::new();
@@ -679,10 +594,6 @@ mod tests {
                             }
                         }
                         map.merge_unique_drain(distinct.drain(..));
-                    }
-                    Op::SortByKey => {
-                        model.sort_by(|a, b| a.0.cmp(&b.0));
-                        map.sort_by(|k1, _, k2, _| k1.cmp(k2));
                     }
                 }
                 let got: Vec<(String, i64)> = map
