@@ -31,8 +31,53 @@ thread_local! {
 #[derive(Default)]
 struct Shape {
     /// Distinct keys, or none.
-    keys: Vec<Text>,
+    keys: Vec<LayoutKey>,
     score: i8,
+}
+
+/// A key of a [`Shape`]. It holds no byte a JSON string must escape (`"`, `\`, control
+/// characters), so the input holds this key exactly when it holds its bytes then a quote.
+struct LayoutKey {
+    text: Text,
+    /// A key shorter than 8 bytes, then its closing quote, as the low bytes of a
+    /// little-endian word; `mask` keeps those bytes (0 for longer keys).
+    word: u64,
+    mask: u64,
+}
+
+impl LayoutKey {
+    /// `None` for a key that would need escapes in JSON.
+    fn new(text: &Text) -> Option<LayoutKey> {
+        let bytes = text.as_bytes();
+        if bytes.iter().any(|&b| b == b'"' || b == b'\\' || b < 0x20) {
+            return None;
+        }
+        let (mut word, mut mask) = (0, 0);
+        if bytes.len() < 8 {
+            let mut quoted = [0u8; 8];
+            quoted[..bytes.len()].copy_from_slice(bytes);
+            quoted[bytes.len()] = b'"';
+            word = u64::from_le_bytes(quoted);
+            mask = u64::MAX >> (8 * (7 - bytes.len()));
+        }
+        Some(LayoutKey {
+            text: text.clone(),
+            word,
+            mask,
+        })
+    }
+
+    /// Whether `input` starts with this key and its closing quote.
+    #[inline]
+    fn starts(&self, input: &[u8]) -> bool {
+        if let Some(window) = input.first_chunk::<8>()
+            && self.mask != 0
+        {
+            return u64::from_le_bytes(*window) & self.mask == self.word;
+        }
+        let key = self.text.as_bytes();
+        input.get(..key.len()) == Some(key) && input.get(key.len()) == Some(&b'"')
+    }
 }
 
 const SHAPE_SCORE_MAX: i8 = 8;
@@ -257,9 +302,15 @@ impl Reader<'_> {
                     .all(|(i, (k, _))| entries[..i].iter().all(|(o, _)| o != k))
             };
             // An object with repeated keys leaves no layout to reuse; nor does a large one
-            // (checking its keys are distinct costs their number squared).
+            // (checking its keys are distinct costs their number squared), nor one with a
+            // key that needs escapes.
             if entries.len() <= SHAPE_KEYS_MAX && distinct() {
-                shape.keys.extend(entries.iter().map(|(k, _)| k.clone()));
+                shape
+                    .keys
+                    .extend(entries.iter().map_while(|(k, _)| LayoutKey::new(k)));
+                if shape.keys.len() < entries.len() {
+                    shape.keys.clear();
+                }
             }
         }
         false
@@ -297,15 +348,12 @@ impl Reader<'_> {
     /// of that key (cheaper than making a new one from the text).
     fn top_level_key(&mut self, i: usize) -> Option<Text> {
         let start = self.at + 1;
-        let end = self.plain_run(start)?;
-        if self.bytes[end] == b'"'
-            && let Some(known) = self.shape.keys.get(i)
-            && known.as_bytes() == &self.bytes[start..end]
+        if let Some(known) = self.shape.keys.get(i)
+            && known.starts(&self.bytes[start..])
         {
-            let key = known.clone();
             self.layout_hits += 1;
-            self.at = end + 1;
-            return Some(key);
+            self.at = start + known.text.len() + 1;
+            return Some(known.text.clone());
         }
         self.string()
     }
@@ -593,6 +641,40 @@ mod tests {
                 map.insert("level".into(), Value::from("changed"));
                 assert_eq!(map.get("log.file.name"), Some(&Value::from("f")));
                 assert_eq!(map.get("level"), Some(&Value::from("changed")));
+            }
+        }
+    }
+
+    #[test]
+    fn layout_keys_match_only_whole_unescaped_keys() {
+        // Keys of every length around the 8-byte word, keys that need escapes (never
+        // kept as a layout), and inputs that end inside or right after a key.
+        let lines = [
+            r#"{"":0,"a":1,"abcdefg":2,"abcdefgh":3,"abcdefghijklmnop":4}"#,
+            r#"{"":0,"a":1,"abcdefg":2,"abcdefgh":3,"abcdefghijklmnop":4}"#,
+            r#"{"":0,"ab":1,"abcdef":2,"abcdefghi":3,"abcdefghijklmno":4}"#,
+            r#"{"a\"b":1,"c\\d":2,"e\u0041":3}"#,
+            r#"{"a\"b":1,"c\\d":2,"e\u0041":3}"#,
+            r#"{"a\"b":1,"c\\d":2,"eA":3}"#,
+            r#"{"ts":1}"#,
+            r#"{"ts":1}"#,
+            r#"{"ts\"":1}"#,
+            r#"{"t":1}"#,
+            r#"{"ts"#,
+            r#"{"ts""#,
+            r#"{"ts":"#,
+        ];
+        for _ in 0..3 {
+            for text in lines {
+                for numbers in [NumberMode::AllDouble, NumberMode::IntsWhenIntegral] {
+                    let fast = parse(text, numbers);
+                    let slow = reference(text, numbers);
+                    match (&fast, &slow) {
+                        (Some(f), Some(s)) => assert!(identical(f, s), "{text}: {f:?} vs {s:?}"),
+                        (Some(f), None) => panic!("{text}: read as {f:?}, serde_json refuses it"),
+                        (None, _) => {}
+                    }
+                }
             }
         }
     }
