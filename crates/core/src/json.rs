@@ -120,12 +120,12 @@ pub(crate) fn merge_object(text: &str, numbers: NumberMode, into: &mut Map) -> O
         if !r.at_end() {
             return None;
         }
-        let known = r.layout_is_known(start);
-        let entries = r.pending.drain(start..);
-        if known {
-            into.merge_unique_drain(entries);
+        // The stack held nothing before this object: its entries are all of it.
+        debug_assert_eq!(start, 0);
+        if r.layout_is_known(start) {
+            into.merge_unique_append(&mut r.pending);
         } else {
-            into.extend(entries);
+            into.extend(r.pending.drain(..));
         }
         Some(())
     })

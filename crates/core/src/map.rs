@@ -217,21 +217,20 @@ impl Map {
         self.merge_unique(other.entries.into_iter());
     }
 
-    /// As [`Map::merge_unique`], for entries taken from a vector: when none of their keys
-    /// is here already (a parser's result landing next to the file name), they are moved
-    /// in as one block.
-    pub(crate) fn merge_unique_drain(&mut self, entries: std::vec::Drain<'_, (Text, Value)>) {
+    /// As [`Map::merge_unique`], for all the entries of a vector, which is left empty:
+    /// when none of their keys is here already (a parser's result landing next to the file
+    /// name), they are moved in as one block.
+    pub(crate) fn merge_unique_append(&mut self, entries: &mut Vec<(Text, Value)>) {
         let fresh = self.entries.is_empty()
             || entries
-                .as_slice()
                 .iter()
                 .all(|(key, _)| self.get_index_of(key).is_none());
         if !fresh {
-            return self.merge_unique(entries);
+            return self.merge_unique(entries.drain(..));
         }
         let before = self.entries.len();
         self.entries.reserve_exact(entries.len());
-        self.entries.extend(entries);
+        self.entries.append(entries);
         match &mut self.index {
             Some(index) => {
                 for end in before + 1..=self.entries.len() {
@@ -514,7 +513,7 @@ mod tests {
         Clone(usize),
         Merge(Vec<(u8, i64)>),
         /// Entries with distinct keys, moved from a vector.
-        MergeDrain(Vec<(u8, i64)>),
+        MergeAppend(Vec<(u8, i64)>),
     }
 
     fn op() -> impl Strategy<Value = Op> {
@@ -526,7 +525,7 @@ mod tests {
             1 => (key.clone(), any::<i64>()).prop_map(|(k, v)| Op::GetOrInsert(k, v)),
             1 => (0usize..45).prop_map(Op::Clone),
             1 => proptest::collection::vec((key.clone(), any::<i64>()), 0..25).prop_map(Op::Merge),
-            1 => proptest::collection::vec((key, any::<i64>()), 0..25).prop_map(Op::MergeDrain),
+            1 => proptest::collection::vec((key, any::<i64>()), 0..25).prop_map(Op::MergeAppend),
         ]
     }
 
@@ -584,7 +583,7 @@ mod tests {
                         }
                         map.merge(other);
                     }
-                    Op::MergeDrain(items) => {
+                    Op::MergeAppend(items) => {
                         let mut distinct: Vec<(Text, Value)> = Vec::new();
                         for (k, v) in items {
                             let k = format!("key{k}");
@@ -593,7 +592,7 @@ mod tests {
                                 distinct.push((text(k), Value::Int(v)));
                             }
                         }
-                        map.merge_unique_drain(distinct.drain(..));
+                        map.merge_unique_append(&mut distinct);
                     }
                 }
                 let got: Vec<(String, i64)> = map

@@ -39,7 +39,16 @@ pub(crate) struct SeverityParser {
     overwrite_text: bool,
     /// Holds the lookup key of the current value, so lookups don't allocate.
     key: String,
+    /// The last few distinct string values and what the table gave for them: a source
+    /// writes its levels with a handful of strings, so most values are found here without
+    /// lowercasing and hashing them.
+    recent: Vec<(Text, Option<u8>)>,
+    /// Where the next string value not in `recent` goes once it is full.
+    recent_next: usize,
 }
+
+/// How many string values [`SeverityParser::recent`] keeps.
+const RECENT_MAX: usize = 8;
 
 /// The `aliases`/`otel` preset: `trace`..`fatal4` and `"1"`..`"24"`.
 fn aliases() -> Table {
@@ -140,6 +149,8 @@ impl SeverityParser {
             table,
             overwrite_text: cfg.overwrite_text,
             key: String::new(),
+            recent: Vec::with_capacity(RECENT_MAX),
+            recent_next: 0,
         })
     }
 }
@@ -151,6 +162,14 @@ impl Operator for SeverityParser {
             .parse_from
             .get(entry)
             .ok_or_else(|| ProcessError::MissingField(self.parse_from.clone()))?;
+        if let Value::Str(s) = value
+            && let Some((_, found)) = self.recent.iter().find(|(r, _)| r == s)
+        {
+            let found = *found;
+            let text = s.clone();
+            self.set(entry, found, text);
+            return Ok(());
+        }
         self.key.clear();
         // `text` is the original value as text; `self.key` is the lookup key.
         let text: Text = match value {
@@ -180,12 +199,28 @@ impl Operator for SeverityParser {
             }
         };
         let found = self.table.get(self.key.as_str()).copied();
+        if matches!(value, Value::Str(_)) {
+            let remembered = (text.clone(), found);
+            if self.recent.len() < RECENT_MAX {
+                self.recent.push(remembered);
+            } else {
+                self.recent[self.recent_next] = remembered;
+                self.recent_next = (self.recent_next + 1) % RECENT_MAX;
+            }
+        }
+        self.set(entry, found, text);
+        Ok(())
+    }
+}
+
+impl SeverityParser {
+    /// Sets the entry's severity from what the table gave for the value `text`.
+    fn set(&self, entry: &mut Entry, found: Option<u8>, text: Text) {
         entry.severity = found.unwrap_or(0);
         entry.severity_text = match found {
             Some(level) if self.overwrite_text => severity_name(level).into(),
             _ => text,
         };
-        Ok(())
     }
 }
 
@@ -304,5 +339,40 @@ mod tests {
             p.apply(&mut Entry::default()),
             Err(ProcessError::MissingField(_))
         ));
+    }
+
+    #[test]
+    fn remembered_values_map_as_fresh_ones() {
+        // More distinct strings than are remembered, cycling, mixed with other types: each
+        // value gets what a parser that never saw another value gives it.
+        let values: Vec<Value> = [
+            "info", "INFO", "Info", "warn", "nope", "err", "error", "debug", "fatal", "WARN",
+            "trace", "x", "", "ü", "info",
+        ]
+        .into_iter()
+        .map(Value::from)
+        .chain([Value::Int(9), Value::Bytes(b"Warn".to_vec())])
+        .collect();
+        for cfg in [
+            json!({"parse_from": "body"}),
+            json!({"parse_from": "body", "overwrite_text": true}),
+            json!({"parse_from": "body", "mapping": {"error": ["nope", "x"]}}),
+        ] {
+            let mut seasoned = parser(cfg.clone()).unwrap();
+            for round in 0..3 {
+                for v in values.iter().chain(values.iter().rev()) {
+                    let mut fresh = parser(cfg.clone()).unwrap();
+                    let mut want = Entry::new(v.clone());
+                    fresh.apply(&mut want).unwrap();
+                    let mut got = Entry::new(v.clone());
+                    seasoned.apply(&mut got).unwrap();
+                    assert_eq!(
+                        (got.severity, &got.severity_text),
+                        (want.severity, &want.severity_text),
+                        "round {round}: {v:?} with {cfg}"
+                    );
+                }
+            }
+        }
     }
 }
