@@ -325,7 +325,7 @@ impl Reader<'_> {
         self.skip_ws();
         if self.peek()? == b']' {
             self.at += 1;
-            return Some(Value::Array(items));
+            return Some(Value::Array(Box::new(items)));
         }
         loop {
             items.push(self.value(depth + 1)?);
@@ -337,7 +337,7 @@ impl Reader<'_> {
                 }
                 b']' => {
                     self.at += 1;
-                    return Some(Value::Array(items));
+                    return Some(Value::Array(Box::new(items)));
                 }
                 _ => return None,
             }
@@ -592,7 +592,7 @@ mod tests {
         match (a, b) {
             (Value::Double(x), Value::Double(y)) => x.to_bits() == y.to_bits(),
             (Value::Array(x), Value::Array(y)) => {
-                x.len() == y.len() && x.iter().zip(y).all(|(a, b)| identical(a, b))
+                x.len() == y.len() && x.iter().zip(y.iter()).all(|(a, b)| identical(a, b))
             }
             (Value::Map(x), Value::Map(y)) => {
                 x.len() == y.len()

@@ -138,7 +138,7 @@ pub(crate) fn any_value(value: &Value) -> AnyValue {
         Value::Int(i) => Some(V::IntValue(*i)),
         Value::Double(d) => Some(V::DoubleValue(*d)),
         Value::Str(s) => Some(V::StringValue(s.to_string())),
-        Value::Bytes(b) => Some(V::BytesValue(b.clone())),
+        Value::Bytes(b) => Some(V::BytesValue(b.to_vec())),
         Value::Array(items) => Some(V::ArrayValue(ArrayValue {
             values: items.iter().map(any_value).collect(),
         })),
@@ -166,7 +166,7 @@ mod tests {
         assert_eq!(any(Value::Double(0.25)), Some(V::DoubleValue(0.25)));
         assert_eq!(any(Value::from("hi")), Some(V::StringValue("hi".into())));
         assert_eq!(
-            any(Value::Bytes(vec![0, 255])),
+            any(Value::Bytes(vec![0, 255].into())),
             Some(V::BytesValue(vec![0, 255]))
         );
     }
@@ -174,11 +174,11 @@ mod tests {
     #[test]
     fn arrays_and_maps_nest() {
         let inner: Map = [("k".into(), Value::Int(1))].into_iter().collect();
-        let v = Value::Array(vec![
+        let v = Value::Array(Box::new(vec![
             Value::from("a"),
             Value::Map(Box::new(inner)),
             Value::Null,
-        ]);
+        ]));
         let want = V::ArrayValue(ArrayValue {
             values: vec![
                 AnyValue {

@@ -407,9 +407,14 @@ mod tests {
 
     #[test]
     fn nested_values_print_with_types() {
-        let inner: centimane_core::Map =
-            [("k".into(), Value::Bytes(vec![1]))].into_iter().collect();
-        let value = Value::Array(vec![Value::Bool(true), Value::from(inner), Value::Null]);
+        let inner: centimane_core::Map = [("k".into(), Value::Bytes(vec![1].into()))]
+            .into_iter()
+            .collect();
+        let value = Value::Array(Box::new(vec![
+            Value::Bool(true),
+            Value::from(inner),
+            Value::Null,
+        ]));
         let mut out = String::new();
         write_any(&mut out, &convert::any_value(&value)).unwrap();
         assert_eq!(out, "Slice([Bool(true), Map({k: Bytes(01)}), Empty()])");

@@ -471,7 +471,7 @@ fn put_nested(out: &mut Vec<u8>, v: &Value) {
     match v {
         Value::Array(items) => {
             put_len_key(out, 5, array_len(items));
-            for item in items {
+            for item in items.iter() {
                 put_len_key(out, 1, any_len(item));
                 put_any(out, item);
             }
@@ -547,17 +547,17 @@ mod tests {
             ("nan", Value::Double(f64::NAN)),
             ("empty", Value::from("")),
             ("utf8", Value::from("héllo ✓")),
-            ("bytes", Value::Bytes(vec![0, 255])),
-            ("nobytes", Value::Bytes(Vec::new())),
+            ("bytes", Value::Bytes(vec![0, 255].into())),
+            ("nobytes", Value::Bytes(Box::default())),
             (
                 "arr",
-                Value::Array(vec![
+                Value::Array(Box::new(vec![
                     Value::Null,
                     Value::from("a"),
                     Value::Map(Box::new(inner.clone())),
-                ]),
+                ])),
             ),
-            ("noarr", Value::Array(Vec::new())),
+            ("noarr", Value::Array(Box::default())),
             ("map", Value::Map(Box::new(inner.clone()))),
             ("nomap", Value::Map(Box::default())),
             ("", Value::from("empty key")),
@@ -633,8 +633,10 @@ mod tests {
                 2 => Value::Int(next() as i64 >> (next() % 64)),
                 3 => Value::Double(f64::from_bits(next())),
                 4 => Value::Str(("s".repeat((next() % 200) as usize)).into()),
-                5 => Value::Bytes(vec![7; (next() % 20) as usize]),
-                6 => Value::Array((0..next() % 4).map(|_| value(next, depth + 1)).collect()),
+                5 => Value::Bytes(vec![7; (next() % 20) as usize].into()),
+                6 => Value::Array(Box::new(
+                    (0..next() % 4).map(|_| value(next, depth + 1)).collect(),
+                )),
                 _ => Value::from(
                     (0..next() % 4)
                         .map(|i| (format!("k{i}").into(), value(next, depth + 1)))

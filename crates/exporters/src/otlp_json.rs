@@ -301,10 +301,10 @@ mod tests {
         e.attributes.insert("ratio".into(), Value::Double(0.25));
         e.attributes.insert("ok".into(), Value::Bool(true));
         e.attributes
-            .insert("raw".into(), Value::Bytes(vec![0xde, 0xad]));
+            .insert("raw".into(), Value::Bytes(vec![0xde, 0xad].into()));
         e.attributes.insert(
             "tags".into(),
-            Value::Array(vec![Value::from("a"), Value::Null]),
+            Value::Array(Box::new(vec![Value::from("a"), Value::Null])),
         );
         e.trace_id = (1..=16).collect();
         e.span_id = (0xa1..=0xa8).collect();

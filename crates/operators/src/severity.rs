@@ -283,7 +283,7 @@ mod tests {
         assert_eq!(run(&mut p, "404".into()).0, 13);
         assert_eq!(run(&mut p, Value::Int(499)).0, 13);
         assert_eq!(run(&mut p, "été".into()).0, 9);
-        assert_eq!(run(&mut p, Value::Bytes(b"Oops".to_vec())).0, 17);
+        assert_eq!(run(&mut p, Value::Bytes(b"Oops".as_slice().into())).0, 17);
     }
 
     #[test]
@@ -323,7 +323,7 @@ mod tests {
         for v in [
             Value::Double(1.5),
             Value::Null,
-            Value::Array(vec![]),
+            Value::Array(Box::default()),
             Value::Bool(true),
         ] {
             let mut e = Entry {
@@ -351,7 +351,7 @@ mod tests {
         ]
         .into_iter()
         .map(Value::from)
-        .chain([Value::Int(9), Value::Bytes(b"Warn".to_vec())])
+        .chain([Value::Int(9), Value::Bytes(b"Warn".as_slice().into())])
         .collect();
         for cfg in [
             json!({"parse_from": "body"}),

@@ -380,7 +380,7 @@ mod tests {
         assert!(!m.contains_key("d"), "a missing source means no action");
         assert_eq!(
             m["e"],
-            Value::Array(vec![Value::Int(1), Value::from("two")])
+            Value::Array(Box::new(vec![Value::Int(1), Value::from("two")]))
         );
     }
 
@@ -407,7 +407,7 @@ mod tests {
             ("i", Value::Int(1)),
             ("t", Value::Bool(true)),
             ("d", Value::Double(1.5)),
-            ("b", Value::Bytes(vec![1])),
+            ("b", Value::Bytes(vec![1].into())),
         ]);
         run(
             json!([{"key": "s", "pattern": "^[itdb]$", "action": "hash"}]),

@@ -176,7 +176,7 @@ impl SamplerConfig {
             return None;
         }
         let bytes = match entry.attributes.get(self.from_attribute.as_str())? {
-            Value::Bytes(b) => b.clone(),
+            Value::Bytes(b) => b.to_vec(),
             other => as_string(other).into_bytes(),
         };
         (!bytes.is_empty()).then(|| randomness_from_bytes(&bytes, self.hash_seed))

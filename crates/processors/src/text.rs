@@ -96,7 +96,7 @@ mod tests {
         assert_eq!(as_string(&Value::Int(-4)), "-4");
         assert_eq!(as_string(&Value::Bool(true)), "true");
         assert_eq!(as_string(&Value::Null), "");
-        assert_eq!(as_string(&Value::Bytes(vec![1, 2, 3])), "AQID");
+        assert_eq!(as_string(&Value::Bytes(vec![1, 2, 3].into())), "AQID");
         assert_eq!(double_as_string(1.5), "1.5");
         assert_eq!(double_as_string(3.0), "3");
         assert_eq!(double_as_string(1e21), "1e+21");
@@ -110,7 +110,7 @@ mod tests {
         m.insert("b".into(), Value::Double(2.0));
         m.insert(
             "a".into(),
-            Value::Array(vec![Value::from("x"), Value::Null]),
+            Value::Array(Box::new(vec![Value::from("x"), Value::Null])),
         );
         assert_eq!(
             as_string(&Value::Map(Box::new(m))),

@@ -191,12 +191,12 @@ pub(super) fn eval<'a>(node: &'a Node, entry: &'a Entry) -> Result<Val<'a>, Eval
             let index = eval(index, entry)?;
             target.index(&index, *optional)
         }
-        Node::List(items) => owned(Value::Array(
+        Node::List(items) => owned(Value::Array(Box::new(
             items
                 .iter()
                 .map(|n| eval(n, entry).map(Val::into_value))
                 .collect::<Result<_, _>>()?,
-        )),
+        ))),
         Node::Not(inner) => match eval(inner, entry)?.view() {
             View::Bool(b) => boolean(!b),
             other => Err(EvalError::new(format!(

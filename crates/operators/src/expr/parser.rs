@@ -331,7 +331,7 @@ impl Parser {
                     _ => None,
                 })
                 .collect();
-            return Ok(Node::Lit(Value::Array(values)));
+            return Ok(Node::Lit(Value::Array(Box::new(values))));
         }
         Ok(Node::List(items))
     }

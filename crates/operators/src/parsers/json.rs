@@ -80,7 +80,10 @@ mod tests {
         let (r, e) = run(json!({}), r#"{"i":1,"f":1.5,"a":[2]}"#.into());
         r.unwrap();
         assert_eq!(e.attributes["i"], Value::Double(1.0));
-        assert_eq!(e.attributes["a"], Value::Array(vec![Value::Double(2.0)]));
+        assert_eq!(
+            e.attributes["a"],
+            Value::Array(Box::new(vec![Value::Double(2.0)]))
+        );
         let (r, e) = run(
             json!({"parse_ints": true}),
             r#"{"i":1,"f":1.5,"a":[2]}"#.into(),
@@ -88,7 +91,10 @@ mod tests {
         r.unwrap();
         assert_eq!(e.attributes["i"], Value::Int(1));
         assert_eq!(e.attributes["f"], Value::Double(1.5));
-        assert_eq!(e.attributes["a"], Value::Array(vec![Value::Int(2)]));
+        assert_eq!(
+            e.attributes["a"],
+            Value::Array(Box::new(vec![Value::Int(2)]))
+        );
     }
 
     #[test]
@@ -99,7 +105,7 @@ mod tests {
             Value::from("[1,2]"),
             Value::from("3"),
             Value::from(r#"{"a":1} trailing"#),
-            Value::Bytes(b"{}".to_vec()),
+            Value::Bytes(b"{}".as_slice().into()),
             Value::Int(1),
             Value::Null,
         ] {

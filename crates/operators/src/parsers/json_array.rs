@@ -109,7 +109,7 @@ impl Parse for JsonArrayParser {
             .map(element)
             .collect::<Result<Vec<_>, _>>()?;
         let Some(header) = &self.header else {
-            return Ok(Value::Array(items));
+            return Ok(Value::Array(Box::new(items)));
         };
         if header.len() != items.len() {
             return Err(ProcessError::Invalid(format!(
@@ -153,7 +153,7 @@ mod tests {
         .unwrap();
         assert_eq!(
             v,
-            Value::Array(vec![
+            Value::Array(Box::new(vec![
                 "a\nb".into(),
                 Value::Int(1),
                 Value::Double(1.5),
@@ -161,7 +161,7 @@ mod tests {
                 Value::Bool(true),
                 Value::Null,
                 r#"{"k":[1,2.50]}"#.into(),
-            ])
+            ]))
         );
     }
 

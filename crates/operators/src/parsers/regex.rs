@@ -225,7 +225,7 @@ mod tests {
         for body in [
             Value::from("y"),
             Value::Int(1),
-            Value::Bytes(b"x".to_vec()),
+            Value::Bytes(b"x".as_slice().into()),
             Value::Null,
         ] {
             let (r, e) = run(&mut p, body.clone());

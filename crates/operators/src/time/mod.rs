@@ -390,13 +390,16 @@ mod tests {
             Value::Map(Default::default()),
             "2006-01-32".into(),
             "yesterday".into(),
-            Value::Bytes(vec![0xff, 0xfe]),
+            Value::Bytes(vec![0xff, 0xfe].into()),
         ] {
             assert!(p.parse_value(&v, Timestamp::now).is_err(), "{v:?}");
         }
         assert_eq!(
-            p.parse_value(&Value::Bytes(b"2006-01-02".to_vec()), Timestamp::now)
-                .unwrap(),
+            p.parse_value(
+                &Value::Bytes(b"2006-01-02".as_slice().into()),
+                Timestamp::now
+            )
+            .unwrap(),
             ts("2006-01-02T00:00:00Z")
         );
     }

@@ -82,7 +82,7 @@ mod tests {
             unreachable!()
         };
         let mut op = build(m).unwrap();
-        let mut e = Entry::new(Value::Bytes(b"a\xff".to_vec()));
+        let mut e = Entry::new(Value::Bytes(b"a\xff".as_slice().into()));
         op.apply(&mut e).unwrap();
         assert_eq!(e.body, Value::from("a\u{fffd}"));
         let mut e = Entry::new(Value::Map(Default::default()));

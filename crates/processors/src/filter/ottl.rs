@@ -532,7 +532,7 @@ mod tests {
         user.insert("id".into(), Value::from("u1"));
         user.insert(
             "tags".into(),
-            Value::Array(vec![Value::from("a"), Value::from("b")]),
+            Value::Array(Box::new(vec![Value::from("a"), Value::from("b")])),
         );
         e.attributes
             .insert("user".into(), Value::Map(Box::new(user)));

@@ -165,7 +165,7 @@ impl Decode {
     /// The body of a token, trimmed as configured; `None` when nothing is left.
     pub fn body(&self, token: &[u8], trim: Trim) -> Option<Value> {
         match self {
-            Decode::Bytes => (!token.is_empty()).then(|| Value::Bytes(token.to_vec())),
+            Decode::Bytes => (!token.is_empty()).then(|| Value::Bytes(token.into())),
             Decode::Utf8 | Decode::Utf8Raw => {
                 let token = trim.bytes(token);
                 if token.is_empty() {
@@ -173,7 +173,7 @@ impl Decode {
                 }
                 Some(match std::str::from_utf8(token) {
                     Ok(s) => Value::Str(s.into()),
-                    Err(_) if matches!(self, Decode::Utf8Raw) => Value::Bytes(token.to_vec()),
+                    Err(_) if matches!(self, Decode::Utf8Raw) => Value::Bytes(token.into()),
                     Err(_) => Value::Str(String::from_utf8_lossy(token).into_owned().into()),
                 })
             }
@@ -302,11 +302,11 @@ mod tests {
         assert_eq!(Decode::Utf8.body(b"   ", t), None);
         assert_eq!(
             Decode::Utf8Raw.body(b"\xff", t),
-            Some(Value::Bytes(vec![0xff]))
+            Some(Value::Bytes(vec![0xff].into()))
         );
         assert_eq!(
             Decode::Bytes.body(b" a ", t),
-            Some(Value::Bytes(b" a ".to_vec()))
+            Some(Value::Bytes(b" a ".as_slice().into()))
         );
         let latin1 = Decode::from_name("latin1").unwrap();
         assert_eq!(latin1.body(b"caf\xe9", t), Some(Value::from("café")));

@@ -77,8 +77,10 @@ fn to_value(value: AnyValue) -> Value {
         Some(V::BoolValue(b)) => Value::Bool(b),
         Some(V::IntValue(i)) => Value::Int(i),
         Some(V::DoubleValue(d)) => Value::Double(d),
-        Some(V::BytesValue(b)) => Value::Bytes(b),
-        Some(V::ArrayValue(a)) => Value::Array(a.values.into_iter().map(to_value).collect()),
+        Some(V::BytesValue(b)) => Value::Bytes(b.into()),
+        Some(V::ArrayValue(a)) => {
+            Value::Array(Box::new(a.values.into_iter().map(to_value).collect()))
+        }
         Some(V::KvlistValue(kv)) => Value::Map(Box::new(to_map(kv.values))),
         // An index into a profiles string table: meaningless outside profiles, so the
         // spec says to treat it as absent.
@@ -202,9 +204,9 @@ pub(crate) mod tests {
         let body = e.body.as_map().unwrap();
         assert_eq!(
             body["a"],
-            Value::Array(vec![Value::Double(0.5), Value::Null])
+            Value::Array(Box::new(vec![Value::Double(0.5), Value::Null]))
         );
-        assert_eq!(body["b"], Value::Bytes(vec![0, 1]));
+        assert_eq!(body["b"], Value::Bytes(vec![0, 1].into()));
         assert_eq!(body["c"], Value::Null);
         assert_eq!(e.severity, 0);
         assert!(e.timestamp.is_none());

@@ -202,7 +202,10 @@ async fn http_json_per_the_otlp_spec() {
     assert_eq!(e.body, Value::from("hi"));
     assert_eq!(e.attributes["n"], Value::Int(42));
     assert_eq!(e.attributes["f"], Value::Double(1.5));
-    assert_eq!(e.attributes["l"], Value::Array(vec![Value::Bool(true)]));
+    assert_eq!(
+        e.attributes["l"],
+        Value::Array(Box::new(vec![Value::Bool(true)]))
+    );
     assert_eq!(hex(&e.trace_id), "5b8efff798038103d269b633813fc60c");
     assert_eq!(hex(&e.span_id), "eee19b7ec3c1b174");
     assert_eq!(e.severity, 9);

@@ -32,7 +32,7 @@ fn add_query(map: &mut Map, params: Vec<(String, Vec<String>)>) {
         .map(|(k, values)| {
             (
                 k.into(),
-                Value::Array(values.into_iter().map(Value::from).collect()),
+                Value::Array(Box::new(values.into_iter().map(Value::from).collect())),
             )
         })
         .collect();
@@ -88,11 +88,14 @@ mod tests {
         let m = parse_uri("https://app.com?token=0000&env=prod&env=stage").unwrap();
         assert_eq!(m.keys().collect::<Vec<_>>(), ["scheme", "host", "query"]);
         let q = m["query"].as_map().unwrap();
-        assert_eq!(q["env"], Value::Array(vec!["prod".into(), "stage".into()]));
+        assert_eq!(
+            q["env"],
+            Value::Array(Box::new(vec!["prod".into(), "stage".into()]))
+        );
         assert!(parse_uri("?").unwrap().is_empty());
         assert_eq!(
             parse_uri("?user=").unwrap()["query"].as_map().unwrap()["user"],
-            Value::Array(vec!["".into()])
+            Value::Array(Box::new(vec!["".into()]))
         );
         let m = parse_uri("http://myuser:mypass@").unwrap();
         assert_eq!(m.len(), 2);
