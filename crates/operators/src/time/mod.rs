@@ -61,6 +61,10 @@ pub(crate) struct LayoutIn {
     fixed: Option<fixed::FixedLayout>,
     location: TimeZone,
     zones: zone::ZoneCache,
+    /// The last value the general parser read for a layout with a year, and its time:
+    /// lines written in the same second carry the same text, read once.
+    last_text: String,
+    last: Option<Timestamp>,
 }
 
 impl LayoutIn {
@@ -70,6 +74,8 @@ impl LayoutIn {
             layout,
             location,
             zones: zone::ZoneCache::default(),
+            last_text: String::new(),
+            last: None,
         }
     }
 
@@ -103,12 +109,22 @@ impl LayoutIn {
         if let Some(ts) = self.fixed.as_mut().and_then(|f| f.parse(text)) {
             return Ok(ts);
         }
+        if let Some(ts) = self.last
+            && self.last_text == text
+        {
+            return Ok(ts);
+        }
         let parsed = parse::parse(&self.layout, text)?;
         let out_of_range = |e: jiff::Error| TimeError::OutOfRange(e.to_string());
         if self.layout.has_year {
             let civil = civil(i32::from(parsed.year), &parsed).map_err(out_of_range)?;
             let tz = zone::zone_for(&parsed, civil, &self.location, &mut self.zones);
-            return tz.to_timestamp(civil).map_err(out_of_range);
+            let ts = tz.to_timestamp(civil).map_err(out_of_range)?;
+            // Without a year the time depends on today's date, so only these are kept.
+            self.last_text.clear();
+            self.last_text.push_str(text);
+            self.last = Some(ts);
+            return Ok(ts);
         }
         let now = now();
         let year = i32::from(self.location.to_datetime(now).year());
@@ -332,6 +348,33 @@ mod tests {
         let mut p = parser(json!({"layout": "%Y-%m-%d %H:%M", "location": "Asia/Tokyo"}));
         let got = p.parse_value(&"2020-01-01 09:00".into(), Timestamp::now);
         assert_eq!(got.unwrap(), ts("2020-01-01T00:00:00Z"));
+    }
+
+    #[test]
+    fn repeated_values_read_as_fresh_ones() {
+        // The apache layout takes the general parser, which keeps the last value read.
+        let values = [
+            "01/May/2024:12:00:00 +0000",
+            "01/May/2024:12:00:00 +0000",
+            "01/May/2024:12:00:00 +0200",
+            "01/May/2024:12:00:0 +0200",
+            "01/May/2024:12:00:00 +0200",
+            "01/May/2024:12:00:00 +0000x",
+            "01/May/2024:12:00:00 +0000",
+            "31/Dec/1999:23:59:59 -0130",
+            "31/Dec/1999:23:59:59 -0130",
+        ];
+        let mut seasoned = utc("gotime", "02/Jan/2006:15:04:05 -0700");
+        for v in values.iter().chain(values.iter().rev()) {
+            let mut fresh = utc("gotime", "02/Jan/2006:15:04:05 -0700");
+            let want = fresh.parse_value(&(*v).into(), Timestamp::now);
+            let got = seasoned.parse_value(&(*v).into(), Timestamp::now);
+            match (want, got) {
+                (Ok(w), Ok(g)) => assert_eq!(g, w, "{v}"),
+                (Err(_), Err(_)) => {}
+                (w, g) => panic!("{v}: {g:?}, fresh parser {w:?}"),
+            }
+        }
     }
 
     #[test]
