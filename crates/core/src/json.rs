@@ -201,7 +201,7 @@ impl Reader<'_> {
         match self.peek()? {
             b'{' => self.object(depth),
             b'[' => self.array(depth),
-            b'"' => self.string().map(Value::Str),
+            b'"' => self.string(),
             b't' => self.literal(b"true", Value::Bool(true)),
             b'f' => self.literal(b"false", Value::Bool(false)),
             b'n' => self.literal(b"null", Value::Null),
@@ -241,7 +241,7 @@ impl Reader<'_> {
             let key = if depth == 0 {
                 self.top_level_key(self.pending.len() - start)?
             } else {
-                self.string()?
+                self.string::<Text>()?
             };
             self.skip_ws();
             if self.peek()? != b':' {
@@ -355,18 +355,20 @@ impl Reader<'_> {
             self.at = start + known.text.len() + 1;
             return Some(known.text.clone());
         }
-        self.string()
+        self.string::<Text>()
     }
 
-    /// A string at the opening quote. Unescaped runs are sliced from the input, which is
-    /// valid UTF-8 and split only at ASCII bytes, so no check is needed.
-    fn string(&mut self) -> Option<Text> {
+    /// A string at the opening quote, as a key (`Text`) or a value. Unescaped runs are
+    /// sliced from the input, which is valid UTF-8 and split only at ASCII bytes, so no
+    /// check is needed. A value is built where it is returned: wrapping a returned `Text`
+    /// copied it through the stack, and reading it back stalled.
+    fn string<T: From<Text>>(&mut self) -> Option<T> {
         self.at += 1;
         let start = self.at;
         let end = self.plain_run(start)?;
         if self.bytes[end] == b'"' {
             self.at = end + 1;
-            return Some(Text::from(&self.text[start..end]));
+            return Some(T::from(Text::from(&self.text[start..end])));
         }
         let mut out = String::from(&self.text[start..end]);
         self.at = end;
@@ -392,7 +394,7 @@ impl Reader<'_> {
             self.at = end;
             if self.bytes[end] == b'"' {
                 self.at = end + 1;
-                return Some(Text::from(out));
+                return Some(T::from(Text::from(out)));
             }
         }
     }
