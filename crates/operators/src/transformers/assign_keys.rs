@@ -89,11 +89,7 @@ mod tests {
     #[test]
     fn wrong_shapes_are_errors() {
         let mut p = op(json!({"field": "body", "keys": ["a"]})).unwrap();
-        for body in [
-            Value::from("x"),
-            Value::Array(Box::default()),
-            Value::Null,
-        ] {
+        for body in [Value::from("x"), Value::Array(Box::default()), Value::Null] {
             let mut e = Entry::new(body.clone());
             assert!(p.apply(&mut e).is_err());
             assert_eq!(e.body, body);

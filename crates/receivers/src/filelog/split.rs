@@ -171,7 +171,7 @@ impl Decode {
                 if token.is_empty() {
                     return None;
                 }
-                Some(match std::str::from_utf8(token) {
+                Some(match simdutf8::basic::from_utf8(token) {
                     Ok(s) => Value::Str(s.into()),
                     Err(_) if matches!(self, Decode::Utf8Raw) => Value::Bytes(token.into()),
                     Err(_) => Value::Str(String::from_utf8_lossy(token).into_owned().into()),
@@ -313,5 +313,31 @@ mod tests {
         let utf16 = Decode::from_name("utf-16be").unwrap();
         assert_eq!(utf16.body(&[0, b'h', 0, b'i'], t), Some(Value::from("hi")));
         assert!(Decode::from_name("klingon").is_none());
+    }
+
+    proptest::proptest! {
+        /// Bodies of any bytes, mostly text with some invalid or cut sequences: a valid
+        /// token is kept as is, an invalid one is replaced as std's lossy decoding does
+        /// (`utf8`) or kept as bytes (`utf8-raw`).
+        #[test]
+        fn utf8_bodies_match_std(
+            text in "[a-zé€😀 ]{0,80}",
+            cut in proptest::prelude::any::<proptest::sample::Index>(),
+            noise in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..3),
+        ) {
+            let mut token = text.into_bytes();
+            let at = cut.index(token.len() + 1);
+            token.splice(at..at, noise);
+            let keep = Trim { leading: false, trailing: false };
+            let lossy = String::from_utf8_lossy(&token).into_owned();
+            let expected = (!token.is_empty()).then(|| Value::from(lossy.as_str()));
+            proptest::prop_assert_eq!(Decode::Utf8.body(&token, keep), expected);
+            let raw = match std::str::from_utf8(&token) {
+                _ if token.is_empty() => None,
+                Ok(s) => Some(Value::from(s)),
+                Err(_) => Some(Value::Bytes(token.as_slice().into())),
+            };
+            proptest::prop_assert_eq!(Decode::Utf8Raw.body(&token, keep), raw);
+        }
     }
 }
