@@ -15,9 +15,9 @@
 //! 6,700 with the thresholds set). So the agent starts at the values glibc would settle
 //! on: blocks up to 32 MiB from the heap, trimmed past 64 MiB free.
 //!
-//! Whoever runs the agent can choose otherwise through glibc's own variables
-//! (`MALLOC_ARENA_MAX`, `MALLOC_MMAP_THRESHOLD_`, `MALLOC_TRIM_THRESHOLD_`,
-//! `GLIBC_TUNABLES`): when any is set, none of this is applied.
+//! Whoever runs the agent can choose otherwise through glibc's own variables: a setting
+//! is left alone when its variable (`MALLOC_ARENA_MAX`, `MALLOC_MMAP_THRESHOLD_`,
+//! `MALLOC_TRIM_THRESHOLD_`) is set, and all of them when `GLIBC_TUNABLES` is.
 
 /// glibc's ceiling for its dynamic mmap threshold on 64-bit systems.
 #[cfg(all(target_os = "linux", target_env = "gnu", not(feature = "mimalloc")))]
@@ -30,21 +30,32 @@ const TRIM_THRESHOLD: libc::c_int = 64 << 20;
 /// Applies the settings above; must run before other threads start.
 pub fn configure() {
     #[cfg(all(target_os = "linux", target_env = "gnu", not(feature = "mimalloc")))]
-    if [
-        "MALLOC_ARENA_MAX",
-        "MALLOC_MMAP_THRESHOLD_",
-        "MALLOC_TRIM_THRESHOLD_",
-        "GLIBC_TUNABLES",
-    ]
-    .iter()
-    .all(|name| std::env::var_os(name).is_none())
     {
-        // SAFETY: mallopt sets allocator parameters and touches no Rust-visible memory;
-        // no other thread is allocating yet. A refusal (0) leaves glibc's default.
-        unsafe {
-            libc::mallopt(libc::M_ARENA_MAX, 1);
-            libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD);
-            libc::mallopt(libc::M_TRIM_THRESHOLD, TRIM_THRESHOLD);
+        let chosen = |name: &str| std::env::var_os(name).is_some();
+        if chosen("GLIBC_TUNABLES") {
+            return;
+        }
+        for (variable, param, value) in [
+            ("MALLOC_ARENA_MAX", libc::M_ARENA_MAX, 1),
+            (
+                "MALLOC_MMAP_THRESHOLD_",
+                libc::M_MMAP_THRESHOLD,
+                MMAP_THRESHOLD,
+            ),
+            (
+                "MALLOC_TRIM_THRESHOLD_",
+                libc::M_TRIM_THRESHOLD,
+                TRIM_THRESHOLD,
+            ),
+        ] {
+            if !chosen(variable) {
+                // SAFETY: mallopt sets an allocator parameter and touches no Rust-visible
+                // memory; no other thread is allocating yet. A refusal (0) leaves glibc's
+                // default.
+                unsafe {
+                    libc::mallopt(param, value);
+                }
+            }
         }
     }
 }

@@ -50,6 +50,9 @@ pub(crate) struct SeverityParser {
 /// How many string values [`SeverityParser::recent`] keeps.
 const RECENT_MAX: usize = 8;
 
+/// The longest string value [`SeverityParser::recent`] keeps: what `Text` holds inline.
+const RECENT_TEXT_MAX: usize = 24;
+
 /// The `aliases`/`otel` preset: `trace`..`fatal4` and `"1"`..`"24"`.
 fn aliases() -> Table {
     let mut table = Table::default();
@@ -199,7 +202,9 @@ impl Operator for SeverityParser {
             }
         };
         let found = self.table.get(self.key.as_str()).copied();
-        if matches!(value, Value::Str(_)) {
+        // Only strings kept inline (no allocation): levels are short, and a long value is
+        // no level a source repeats.
+        if matches!(value, Value::Str(_)) && text.len() <= RECENT_TEXT_MAX {
             let remembered = (text.clone(), found);
             if self.recent.len() < RECENT_MAX {
                 self.recent.push(remembered);
@@ -346,8 +351,23 @@ mod tests {
         // More distinct strings than are remembered, cycling, mixed with other types: each
         // value gets what a parser that never saw another value gives it.
         let values: Vec<Value> = [
-            "info", "INFO", "Info", "warn", "nope", "err", "error", "debug", "fatal", "WARN",
-            "trace", "x", "", "ü", "info",
+            "info",
+            "INFO",
+            "Info",
+            "warn",
+            "nope",
+            "err",
+            "error",
+            "debug",
+            "fatal",
+            "WARN",
+            "trace",
+            "x",
+            "",
+            "ü",
+            "info",
+            "a level far longer than any level is",
+            "info",
         ]
         .into_iter()
         .map(Value::from)
