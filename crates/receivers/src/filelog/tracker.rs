@@ -540,7 +540,7 @@ impl Tracker {
             }
             let end_pos = (f.position.offset, f.position.record_num);
             if end_pos != start {
-                let batch = self.make_batch(key, std::mem::take(&mut lines), chain, end_pos);
+                let batch = self.make_batch(key, &mut lines, chain, end_pos);
                 if !sender.send(batch) {
                     return;
                 }
@@ -624,7 +624,7 @@ impl Tracker {
                 } else {
                     (offset, start_record)
                 };
-                let batch = self.make_batch(key, std::mem::take(&mut batch_lines), chain, end);
+                let batch = self.make_batch(key, &mut batch_lines, chain, end);
                 if !sender.send(batch) {
                     return;
                 }
@@ -635,12 +635,13 @@ impl Tracker {
         }
     }
 
-    /// Turns lines into entries (header lines feed the header instead), runs the operators,
-    /// and attaches an ack token covering the file up to `end`.
+    /// Turns `lines` into entries (header lines feed the header instead), runs the
+    /// operators, and attaches an ack token covering the file up to `end`. `lines` is left
+    /// empty.
     fn make_batch(
         &mut self,
         key: u64,
-        lines: Vec<Line>,
+        lines: &mut Vec<Line>,
         chain: &mut dyn OperatorChain,
         end: (u64, u64),
     ) -> Batch {
@@ -699,7 +700,10 @@ impl Tracker {
         // The attributes every entry of this batch starts with (file attributes, then the
         // header's), built once and copied for each line.
         let mut common: Option<Map> = None;
-        for line in lines {
+        // By reference, the body taken out: moving each `Line` out of the vector copied it
+        // through the stack in pieces the CPU could not forward (a `perf annotate` hot spot).
+        // The vector is left empty, its room kept for the next read.
+        for line in lines.iter_mut() {
             if !f.header_done {
                 if let Some(h) = self.header.as_mut() {
                     let text = line.body.to_text();
@@ -707,7 +711,7 @@ impl Tracker {
                         let mut out = Vec::new();
                         h.chain.process(
                             vec![Entry {
-                                body: line.body,
+                                body: std::mem::take(&mut line.body),
                                 observed_timestamp: observed,
                                 ..Entry::default()
                             }],
@@ -735,7 +739,7 @@ impl Tracker {
                 m
             });
             let mut entry = Entry {
-                body: line.body,
+                body: std::mem::take(&mut line.body),
                 observed_timestamp: observed,
                 attributes: attributes.clone_with_capacity(self.attributes_room),
                 ..Entry::default()
@@ -754,6 +758,7 @@ impl Tracker {
             }
             entries.push(entry);
         }
+        lines.clear();
         let mut out = Vec::with_capacity(entries.len());
         chain.process(entries, &mut out);
         self.attributes_room = out
