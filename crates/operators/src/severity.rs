@@ -156,6 +156,15 @@ impl SeverityParser {
             recent_next: 0,
         })
     }
+
+    /// Sets the entry's severity from what the table gave for the value `text`.
+    fn set(&self, entry: &mut Entry, found: Option<u8>, text: Text) {
+        entry.severity = found.unwrap_or(0);
+        entry.severity_text = match found {
+            Some(level) if self.overwrite_text => severity_name(level).into(),
+            _ => text,
+        };
+    }
 }
 
 impl Operator for SeverityParser {
@@ -215,17 +224,6 @@ impl Operator for SeverityParser {
         }
         self.set(entry, found, text);
         Ok(())
-    }
-}
-
-impl SeverityParser {
-    /// Sets the entry's severity from what the table gave for the value `text`.
-    fn set(&self, entry: &mut Entry, found: Option<u8>, text: Text) {
-        entry.severity = found.unwrap_or(0);
-        entry.severity_text = match found {
-            Some(level) if self.overwrite_text => severity_name(level).into(),
-            _ => text,
-        };
     }
 }
 
