@@ -13,8 +13,9 @@ use crate::config::AgentConfig;
 use crate::taps::Taps;
 use anyhow::{Context, Result};
 use centimane_core::config::ComponentId;
-use centimane_core::{Batch, SharedBatch, Value};
+use centimane_core::{Batch, RecordEncoder, SharedBatch, Value};
 use centimane_exporters::ExporterStats;
+use centimane_processors::ProcessorConfig;
 use centimane_receivers::filelog::FilelogStats;
 use centimane_receivers::{Outputs, ReceiverContext, ReceiverHandle};
 use std::collections::HashMap;
@@ -126,11 +127,14 @@ impl Service {
                     .or_default()
                     .push(input_tx.clone());
             }
-            for id in &pipeline.processors {
+            let encoder = record_encoder(config, pipeline, taps.is_some());
+            for (i, id) in pipeline.processors.iter().enumerate() {
                 let (tx, next_rx) = mpsc::channel(STAGE_CAPACITY);
                 let c = config.processors[id].clone();
+                let last = i + 1 == pipeline.processors.len();
+                let encoder = encoder.clone().filter(|_| last);
                 self.tasks
-                    .push(centimane_processors::spawn(id.clone(), c, rx, tx));
+                    .push(centimane_processors::spawn(id.clone(), c, encoder, rx, tx));
                 rx = next_rx;
             }
             let outputs: Vec<mpsc::Sender<SharedBatch>> = pipeline
@@ -276,6 +280,26 @@ impl Service {
     }
 }
 
+/// The record encoder for a pipeline whose last processor can encode its batches as they
+/// arrive (see `centimane_processors::batch`): it is a `batch` processor that never cuts a
+/// batch (`send_batch_max_size: 0`), every exporter of the pipeline sends OTLP, and no
+/// snapshot tap reads the pipeline's entries.
+fn record_encoder(
+    config: &AgentConfig,
+    pipeline: &crate::config::Pipeline,
+    tapped: bool,
+) -> Option<Arc<dyn RecordEncoder>> {
+    let last = config.processors.get(pipeline.processors.last()?)?;
+    let batch_whole = matches!(last, ProcessorConfig::Batch(b) if b.send_batch_max_size == 0);
+    let otlp_only = !pipeline.exporters.is_empty()
+        && pipeline
+            .exporters
+            .iter()
+            .all(|id| config.exporters[id].takes_encoded_records());
+    (batch_whole && otlp_only && !tapped)
+        .then(|| Arc::new(centimane_exporters::OtlpRecords) as Arc<dyn RecordEncoder>)
+}
+
 /// Hands each batch to every exporter of the pipeline; each gets its own holders of the
 /// batch's acknowledgement tokens.
 async fn fan_out(
@@ -288,6 +312,12 @@ async fn fan_out(
         if let Some((key, hash)) = &stamp {
             for e in &mut batch.entries {
                 e.resource.insert(key.as_str().into(), hash.clone());
+            }
+            // Encoded records: their groups' resources are written when the request is.
+            if let Some(logs) = &mut batch.encoded {
+                for group in &mut logs.groups {
+                    group.resource.insert(key.as_str().into(), hash.clone());
+                }
             }
         }
         if let Some((taps, point)) = &tap {
@@ -308,5 +338,40 @@ async fn fan_out(
         }
         // `shared` itself holds one more share of the tokens, which has nothing left to do.
         shared.acks.delivered();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Whether the pipeline `logs` of a config with these processors and exporters gets a
+    /// record encoder.
+    fn encodes(processors: &str, exporters: &str, tapped: bool) -> bool {
+        let text = format!(
+            "receivers:\n  filelog:\n    include: [/tmp/x.log]\n\
+             processors:\n  batch:\n  batch/cut:\n    send_batch_max_size: 10000\n  attributes:\n    actions: [{{key: a, value: b, action: insert}}]\n\
+             exporters:\n  otlphttp:\n    endpoint: http://127.0.0.1:4318\n  otlp:\n    endpoint: 127.0.0.1:4317\n    tls: {{insecure: true}}\n  debug:\n\
+             service:\n  pipelines:\n    logs:\n      receivers: [filelog]\n      processors: [{processors}]\n      exporters: [{exporters}]\n"
+        );
+        let config = crate::config::parse(&text, &|_| None).expect("valid config");
+        record_encoder(&config, &config.pipelines["logs"], tapped).is_some()
+    }
+
+    #[test]
+    fn only_a_last_whole_batch_before_otlp_exporters_encodes() {
+        assert!(encodes("batch", "otlphttp", false));
+        assert!(encodes("attributes, batch", "otlphttp, otlp", false));
+        assert!(
+            !encodes("batch", "otlphttp, debug", false),
+            "debug reads entries"
+        );
+        assert!(!encodes("batch, attributes", "otlphttp", false), "not last");
+        assert!(!encodes("batch/cut", "otlphttp", false), "cuts batches");
+        assert!(!encodes("", "otlphttp", false), "no batch processor");
+        assert!(
+            !encodes("batch", "otlphttp", true),
+            "a snapshot tap reads entries"
+        );
     }
 }

@@ -2,32 +2,44 @@
 
 use crate::ack::AckSet;
 use crate::entry::Entry;
+use crate::value::{Map, Text};
 use std::sync::Arc;
 
 /// What receivers and processors pass along. A batch with no entries may still carry tokens
 /// (every entry was filtered out); settling it acknowledges them.
+///
+/// After a batch processor that encodes ([`RecordEncoder`]), a batch holds its records as
+/// [`EncodedLogs`] instead, and no entries.
 #[derive(Debug, Default)]
 pub struct Batch {
     pub entries: Vec<Entry>,
     pub acks: AckSet,
+    pub encoded: Option<Box<EncodedLogs>>,
 }
 
 impl Batch {
     pub fn new(entries: Vec<Entry>, acks: AckSet) -> Self {
-        Batch { entries, acks }
+        Batch {
+            entries,
+            acks,
+            encoded: None,
+        }
     }
 
+    /// Records: entries, or encoded records.
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.entries.len() + self.encoded.as_ref().map_or(0, |e| e.count)
     }
 
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.len() == 0
     }
 
     /// Moves `other`'s entries and tokens into this batch. Into an empty batch with less
-    /// room, `other`'s vector is taken whole instead of copying its entries.
+    /// room, `other`'s vector is taken whole instead of copying its entries. Neither holds
+    /// encoded records.
     pub fn append(&mut self, mut other: Batch) {
+        debug_assert!(self.encoded.is_none() && other.encoded.is_none());
         if self.entries.is_empty() && self.entries.capacity() < other.entries.capacity() {
             std::mem::swap(&mut self.entries, &mut other.entries);
         } else {
@@ -39,9 +51,11 @@ impl Batch {
     /// Splits off the entries after the first `at`. Both halves hold the tokens, so they are
     /// acknowledged only when both halves are.
     pub fn split_off(&mut self, at: usize) -> Batch {
+        debug_assert!(self.encoded.is_none(), "encoded records are not split");
         Batch {
             entries: self.entries.split_off(at),
             acks: self.acks.clone(),
+            encoded: None,
         }
     }
 
@@ -50,16 +64,78 @@ impl Batch {
         SharedBatch {
             entries: Arc::new(Entries(self.entries)),
             acks: self.acks,
+            encoded: self.encoded.map(Arc::from),
         }
     }
 }
 
-/// A batch as exporters get it: entries shared between every exporter of the pipeline, and
-/// this exporter's own holders of the tokens.
+/// Records a batch processor encoded as they arrived, for the OTLP exporters after it (see
+/// [`RecordEncoder`]): one group per resource and scope, in the order of their first
+/// records.
+///
+/// Holding a batch this way, rather than as entries until it is full, keeps a quarter of
+/// the memory (a record's bytes instead of its entry, map and strings), and frees each
+/// entry soon after it was made, on the thread that made it.
+#[derive(Debug, Default, PartialEq)]
+pub struct EncodedLogs {
+    pub groups: Vec<RecordGroup>,
+    /// The records of all groups.
+    pub count: usize,
+}
+
+/// Encoded records of one resource and scope: `bytes[prefix..]` holds `count` LogRecords,
+/// each as a `ScopeLogs.log_records` field, of `resource` and of the scope named
+/// `scope_name`; the `prefix` bytes in front are room for the messages that enclose them.
+#[derive(Debug, Default, PartialEq)]
+pub struct RecordGroup {
+    pub resource: Map,
+    pub scope_name: Text,
+    pub bytes: Vec<u8>,
+    pub prefix: usize,
+    pub count: usize,
+}
+
+/// The most [`RecordGroup::reserve_records`] reserves ahead.
+const RESERVE_MAX: usize = 16 << 20;
+
+impl RecordGroup {
+    /// The bytes of the records.
+    pub fn records(&self) -> &[u8] {
+        &self.bytes[self.prefix..]
+    }
+
+    /// Reserves room for `more` records like those so far, and an eighth more: a lot
+    /// growing to a full batch is not copied and doubled as a growing vector would be.
+    pub fn reserve_records(&mut self, more: usize) {
+        let Some(average) = (self.bytes.len() - self.prefix).checked_div(self.count) else {
+            return;
+        };
+        let want = average.saturating_mul(more).min(RESERVE_MAX);
+        let want = want + want / 8;
+        if self.bytes.capacity() - self.bytes.len() < want {
+            self.bytes.reserve_exact(want);
+        }
+    }
+}
+
+/// Encodes entries as OTLP LogRecords into [`RecordGroup`]s. The exporters crate implements
+/// it; a batch processor is given one when every exporter after it sends OTLP and nothing
+/// else reads its batches' entries.
+pub trait RecordEncoder: Send + Sync {
+    /// An empty group for records of `resource` and the scope named `scope_name`.
+    fn start(&self, resource: &Map, scope_name: &Text) -> RecordGroup;
+
+    /// Appends `entry`, whose resource and scope are the group's.
+    fn push(&self, group: &mut RecordGroup, entry: &Entry);
+}
+
+/// A batch as exporters get it: entries (or encoded records) shared between every exporter
+/// of the pipeline, and this exporter's own holders of the tokens.
 #[derive(Debug, Clone)]
 pub struct SharedBatch {
     pub entries: Arc<Entries>,
     pub acks: AckSet,
+    pub encoded: Option<Arc<EncodedLogs>>,
 }
 
 /// The entries of a [`SharedBatch`], read through `Deref`. When the last exporter lets go
@@ -87,11 +163,12 @@ impl Drop for Entries {
 }
 
 impl SharedBatch {
+    /// Records: entries, or encoded records.
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.entries.len() + self.encoded.as_ref().map_or(0, |e| e.count)
     }
 
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.len() == 0
     }
 }

@@ -19,7 +19,7 @@ pub mod transport;
 pub mod value;
 
 pub use ack::{AckListener, AckSet, AckStatus, AckToken};
-pub use batch::{Batch, Entries, SharedBatch};
+pub use batch::{Batch, EncodedLogs, Entries, RecordEncoder, RecordGroup, SharedBatch};
 pub use entry::{Entry, Timestamp};
 pub use field::{Field, FieldError, FieldRoot};
 pub use operator::OperatorChain;

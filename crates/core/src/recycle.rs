@@ -10,24 +10,31 @@
 //! So a batch's entries, once no exporter holds them ([`crate::SharedBatch`] drops its
 //! [`Entries`]), are handed to [`dispose`]; a receiver thread that registered as a
 //! [`Collector`] frees them when it next calls [`collect`] (before building each batch and
-//! whenever it wakes up). At most [`MAX_HELD`] lots wait; beyond that, or when no collector
-//! is registered (no file receiver runs), entries are freed where they are let go, as
-//! before.
+//! whenever it wakes up). [`MAX_HELD`] lots of any size may wait, or more while they hold
+//! at most [`MAX_HELD_ENTRIES`] entries in all (a batch processor that encodes lets go of
+//! each receiver batch as it arrives); beyond that, or when no collector is registered (no
+//! file receiver runs), entries are freed where they are let go, as before.
 
 use crate::entry::Entry;
 use std::sync::Mutex;
 
-/// How many lots of entries may wait for a collector.
+/// How many lots of entries may wait for a collector, whatever their size.
 pub const MAX_HELD: usize = 2;
+
+/// How many entries, in smaller lots, may wait for a collector.
+pub const MAX_HELD_ENTRIES: usize = 16_384;
 
 struct Bin {
     collectors: usize,
     held: Vec<Vec<Entry>>,
+    /// The entries in `held`.
+    held_entries: usize,
 }
 
 static BIN: Mutex<Bin> = Mutex::new(Bin {
     collectors: 0,
     held: Vec::new(),
+    held_entries: 0,
 });
 
 fn bin() -> std::sync::MutexGuard<'static, Bin> {
@@ -41,7 +48,9 @@ pub fn dispose(entries: Vec<Entry>) {
         return;
     }
     let mut b = bin();
-    if b.collectors > 0 && b.held.len() < MAX_HELD {
+    let room = b.held.len() < MAX_HELD || b.held_entries + entries.len() <= MAX_HELD_ENTRIES;
+    if b.collectors > 0 && room {
+        b.held_entries += entries.len();
         b.held.push(entries);
         return;
     }
@@ -51,7 +60,11 @@ pub fn dispose(entries: Vec<Entry>) {
 
 /// Frees what waits for a collector, on the calling thread.
 pub fn collect() {
-    let taken = std::mem::take(&mut bin().held);
+    let taken = {
+        let mut b = bin();
+        b.held_entries = 0;
+        std::mem::take(&mut b.held)
+    };
     drop(taken);
 }
 
@@ -72,6 +85,7 @@ impl Drop for Collector {
             let mut b = bin();
             b.collectors -= 1;
             if b.collectors == 0 {
+                b.held_entries = 0;
                 std::mem::take(&mut b.held)
             } else {
                 Vec::new()
@@ -99,10 +113,21 @@ mod tests {
         let c = Collector::register();
         dispose(Vec::new());
         assert_eq!(held(), 0, "nothing to free");
+        let big = || vec![Entry::new(Value::from("x")); MAX_HELD_ENTRIES / 2 + 1];
         for _ in 0..MAX_HELD + 3 {
-            dispose(vec![Entry::new(Value::from("x"))]);
+            dispose(big());
         }
         assert_eq!(held(), MAX_HELD, "bounded; the rest freed at once");
+        collect();
+        assert_eq!(held(), 0);
+        for _ in 0..MAX_HELD_ENTRIES + 3 {
+            dispose(vec![Entry::new(Value::from("x"))]);
+        }
+        assert_eq!(
+            held(),
+            MAX_HELD_ENTRIES,
+            "small lots: bounded by their entries"
+        );
         collect();
         assert_eq!(held(), 0);
 

@@ -12,7 +12,8 @@
 //! compare the two.
 
 use bytes::Bytes;
-use centimane_core::{Entry, Map, Timestamp, Value};
+use centimane_core::{EncodedLogs, Entry, Map, RecordEncoder, RecordGroup, Text, Timestamp, Value};
+use std::sync::Arc;
 
 // Wire types.
 const VARINT: u8 = 0;
@@ -117,6 +118,122 @@ pub(crate) fn encode_request(entries: &[Entry]) -> Bytes {
         for s in &g.scopes {
             put_scope_logs_head(&mut out, s.name, s.records_len());
             out.extend_from_slice(&s.bytes[s.prefix..]);
+        }
+    }
+    debug_assert_eq!(out.len(), total);
+    Bytes::from(out)
+}
+
+/// Records encoded as a batch processor receives them (see [`EncodedLogs`]), exactly as
+/// [`encode_request`] writes them.
+pub struct OtlpRecords;
+
+impl RecordEncoder for OtlpRecords {
+    fn start(&self, resource: &Map, scope_name: &Text) -> RecordGroup {
+        let prefix = HEADER_ROOM
+            + field_len(kvs_len(resource))
+            + HEADER_ROOM
+            + field_len(string_field_len(scope_name));
+        let mut bytes = Vec::with_capacity(prefix + MIN_ROOM);
+        bytes.resize(prefix, 0);
+        RecordGroup {
+            resource: resource.clone(),
+            scope_name: scope_name.clone(),
+            bytes,
+            prefix,
+            count: 0,
+        }
+    }
+
+    fn push(&self, group: &mut RecordGroup, entry: &Entry) {
+        debug_assert!(entry.resource == group.resource && entry.scope_name == group.scope_name);
+        // ScopeLogs.log_records = 2
+        put_record_field(&mut group.bytes, 2, entry);
+        group.count += 1;
+    }
+}
+
+/// The encoded request for records encoded by [`OtlpRecords`], as [`encode_request`]
+/// writes it for their entries. The usual lot, one group that nothing else holds (one
+/// exporter), gets what encloses its records written into the room in front of them;
+/// otherwise the pieces are copied together. Resources are read now, as they may have
+/// changed since the records were encoded (a config-version stamp).
+pub(crate) fn request_of_records(logs: Arc<EncodedLogs>) -> Bytes {
+    match Arc::try_unwrap(logs) {
+        Ok(mut logs) if logs.groups.len() == 1 => {
+            let mut group = logs.groups.pop().expect("one group");
+            let resource_len = kvs_len(&group.resource);
+            let head = group_head(&group, resource_len);
+            if head.len() > group.prefix {
+                return assemble(&logs_of(group));
+            }
+            let start = group.prefix - head.len();
+            group.bytes[start..group.prefix].copy_from_slice(&head);
+            Bytes::from(group.bytes).slice(start..)
+        }
+        Ok(logs) => assemble(&logs),
+        Err(shared) => assemble(&shared),
+    }
+}
+
+fn logs_of(group: RecordGroup) -> EncodedLogs {
+    EncodedLogs {
+        count: group.count,
+        groups: vec![group],
+    }
+}
+
+/// What encloses one group's records when it is a request's only group: the
+/// ResourceLogs key and length, the resource, and the ScopeLogs head.
+fn group_head(group: &RecordGroup, resource_len: usize) -> Vec<u8> {
+    let scope = group.scope_name.as_str();
+    let records_len = group.records().len();
+    let mut head = Vec::with_capacity(2 * HEADER_ROOM + field_len(resource_len) + scope.len() + 8);
+    put_len_key(
+        &mut head,
+        1,
+        group_len(resource_len, [(scope, records_len)].into_iter()),
+    );
+    put_resource(&mut head, &group.resource, resource_len);
+    put_scope_logs_head(&mut head, scope, records_len);
+    head
+}
+
+/// The request of several groups, copied together: groups of equal resources go under one
+/// ResourceLogs, in the order of their first records, as [`encode_request`] groups
+/// entries.
+fn assemble(logs: &EncodedLogs) -> Bytes {
+    let groups = &logs.groups;
+    // Per resource: its first group, its Resource message's length, and its groups.
+    let mut resources: Vec<(usize, usize, Vec<usize>)> = Vec::new();
+    for (i, g) in groups.iter().enumerate() {
+        match resources
+            .iter_mut()
+            .find(|(first, _, _)| groups[*first].resource == g.resource)
+        {
+            Some((_, _, members)) => members.push(i),
+            None => resources.push((i, kvs_len(&g.resource), vec![i])),
+        }
+    }
+    let resource_logs_len = |(_, resource_len, members): &(usize, usize, Vec<usize>)| {
+        let scopes = members
+            .iter()
+            .map(|&i| (groups[i].scope_name.as_str(), groups[i].records().len()));
+        group_len(*resource_len, scopes)
+    };
+    let total: usize = resources
+        .iter()
+        .map(|r| field_len(resource_logs_len(r)))
+        .sum();
+    let mut out = Vec::with_capacity(total);
+    for r in &resources {
+        // ExportLogsServiceRequest.resource_logs = 1
+        put_len_key(&mut out, 1, resource_logs_len(r));
+        put_resource(&mut out, &groups[r.0].resource, r.1);
+        for &i in &r.2 {
+            let g = &groups[i];
+            put_scope_logs_head(&mut out, &g.scope_name, g.records().len());
+            out.extend_from_slice(g.records());
         }
     }
     debug_assert_eq!(out.len(), total);
@@ -506,6 +623,52 @@ mod tests {
         let want = to_otlp_request(entries).encode_to_vec();
         let got = encode_request(entries);
         assert_eq!(got[..], want[..], "bytes differ for {entries:#?}");
+        // Encoded one by one, grouped as a batch processor groups them.
+        if !entries.is_empty() {
+            let logs = Arc::new(records(entries));
+            let copied = request_of_records(logs.clone());
+            assert_eq!(
+                copied[..],
+                want[..],
+                "copied records differ for {entries:#?}"
+            );
+            let alone = request_of_records(logs);
+            assert_eq!(alone[..], want[..], "records differ for {entries:#?}");
+        }
+    }
+
+    /// `entries` encoded in groups of one resource and scope, as a batch processor does.
+    fn records(entries: &[Entry]) -> EncodedLogs {
+        let mut logs = EncodedLogs::default();
+        for e in entries {
+            let at = logs
+                .groups
+                .iter()
+                .position(|g| g.resource == e.resource && g.scope_name == e.scope_name)
+                .unwrap_or_else(|| {
+                    logs.groups
+                        .push(OtlpRecords.start(&e.resource, &e.scope_name));
+                    logs.groups.len() - 1
+                });
+            OtlpRecords.push(&mut logs.groups[at], e);
+            logs.count += 1;
+        }
+        logs
+    }
+
+    #[test]
+    fn records_take_a_resource_changed_after_them() {
+        let mut entries: Vec<Entry> = (0..3).map(|i| entry(Value::Int(i))).collect();
+        let mut logs = records(&entries);
+        let stamp: (Text, Value) = ("config.version".into(), Value::from("x".repeat(300)));
+        logs.groups[0]
+            .resource
+            .insert(stamp.0.clone(), stamp.1.clone());
+        for e in &mut entries {
+            e.resource.insert(stamp.0.clone(), stamp.1.clone());
+        }
+        let want = to_otlp_request(&entries).encode_to_vec();
+        assert_eq!(request_of_records(Arc::new(logs))[..], want[..]);
     }
 
     fn entry(body: Value) -> Entry {

@@ -48,6 +48,7 @@ use tokio_util::sync::CancellationToken;
 pub use client::{Compression, Headers};
 pub use convert::to_otlp_request;
 pub use debug::{DebugConfig, Verbosity};
+pub use encode::OtlpRecords;
 pub use file::{FileConfig, FileFormat, Rotation};
 pub use otlp::OtlpConfig;
 pub use otlphttp::{Encoding, OtlpHttpConfig};
@@ -78,6 +79,15 @@ impl ExporterConfig {
             ExporterConfig::Debug(_) | ExporterConfig::File(_) => return None,
         };
         queue.storage.as_ref().filter(|_| queue.enabled)
+    }
+
+    /// Whether the exporter sends OTLP requests, which it can build from records a batch
+    /// processor encoded ([`OtlpRecords`]) as well as from entries.
+    pub fn takes_encoded_records(&self) -> bool {
+        match self {
+            ExporterConfig::Otlp(_) | ExporterConfig::OtlpHttp(_) => true,
+            ExporterConfig::Debug(_) | ExporterConfig::File(_) => false,
+        }
     }
 }
 

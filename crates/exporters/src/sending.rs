@@ -105,11 +105,23 @@ impl<T: Transport> Sending<T> {
 }
 
 /// A batch as a queue item: the OTLP request encoded once, whatever is retried later,
-/// straight from the entries (see [`crate::encode`]).
+/// straight from the entries, or around the records a batch processor encoded (see
+/// [`crate::encode`]).
 fn encode(batch: SharedBatch) -> Item {
+    let records = batch.len() as u64;
+    let payload = match batch.encoded {
+        Some(logs) => {
+            debug_assert!(
+                batch.entries.is_empty(),
+                "entries and encoded records mixed"
+            );
+            crate::encode::request_of_records(logs)
+        }
+        None => crate::encode::encode_request(&batch.entries),
+    };
     Item {
-        payload: crate::encode::encode_request(&batch.entries),
-        records: batch.len() as u64,
+        payload,
+        records,
         acks: batch.acks,
     }
 }

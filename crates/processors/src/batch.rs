@@ -1,9 +1,16 @@
 //! The `batch` processor: groups entries into larger batches so exporters send fewer,
 //! bigger requests. Same keys and defaults as the Collector's.
+//!
+//! Given a [`RecordEncoder`] (the pipeline's exporters all send OTLP, nothing reads the
+//! entries after this processor, and it never cuts a batch: `send_batch_max_size` 0), it
+//! encodes each entry as it arrives and lets go of it, and sends the encoded records, in
+//! one group per resource and scope. An entry that would make more than [`MAX_GROUPS`]
+//! groups first sends those waiting.
 
-use centimane_core::Batch;
 use centimane_core::config::{ComponentId, GoDuration};
+use centimane_core::{Batch, EncodedLogs, Entry, RecordEncoder, RecordGroup};
 use serde::Deserialize;
+use std::sync::Arc;
 use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep_until};
 
@@ -29,6 +36,9 @@ impl Default for BatchConfig {
     }
 }
 
+/// The most resource-and-scope groups a batch of encoded records holds.
+pub const MAX_GROUPS: usize = 64;
+
 pub(crate) fn parse(config: serde_json::Value) -> Result<BatchConfig, String> {
     let c: BatchConfig =
         serde_json::from_value(crate::object_or_empty(config)).map_err(|e| e.to_string())?;
@@ -49,9 +59,11 @@ pub(crate) fn parse(config: serde_json::Value) -> Result<BatchConfig, String> {
 pub(crate) async fn run(
     id: ComponentId,
     config: BatchConfig,
+    encoder: Option<Arc<dyn RecordEncoder>>,
     mut input: mpsc::Receiver<Batch>,
     output: mpsc::Sender<Batch>,
 ) {
+    debug_assert!(encoder.is_none() || config.send_batch_max_size == 0);
     let mut pending = Batch::default();
     // When the oldest pending entry must go out; None while nothing waits.
     let mut deadline: Option<Instant> = None;
@@ -77,12 +89,29 @@ pub(crate) async fn run(
         if pending.is_empty() && pending.acks.is_empty() {
             deadline = Some(Instant::now() + config.timeout.0);
         }
-        if !pending.is_empty() && config.send_batch_size > 0 {
-            // Room for a whole batch once, rather than growing (and copying) step by step.
-            let want = config.send_batch_size.max(pending.len() + batch.len());
-            pending.entries.reserve(want - pending.len());
+        if let Some(encoder) = &encoder
+            && batch.encoded.is_none()
+        {
+            if !encode_into(&mut pending, batch, encoder.as_ref(), &config, &output).await {
+                break;
+            }
+        } else if batch.encoded.is_some() {
+            // Records encoded upstream go on as they are, after what waits.
+            if !send(&mut pending, &config, &output, true).await {
+                break;
+            }
+            pending = batch;
+        } else {
+            if pending.encoded.is_some() && !send(&mut pending, &config, &output, true).await {
+                break;
+            }
+            if !pending.is_empty() && config.send_batch_size > 0 {
+                // Room for a whole batch once, rather than growing (and copying) step by step.
+                let want = config.send_batch_size.max(pending.len() + batch.len());
+                pending.entries.reserve(want - pending.len());
+            }
+            pending.append(batch);
         }
-        pending.append(batch);
         if config.send_batch_size > 0 && pending.len() >= config.send_batch_size {
             if !send(&mut pending, &config, &output, false).await {
                 break;
@@ -93,6 +122,62 @@ pub(crate) async fn run(
         }
     }
     tracing::debug!(processor = %id, "stopped");
+}
+
+/// Encodes `batch`'s entries into `pending`'s records and lets go of them (to be freed on
+/// the thread that made them). An entry that needs a group beyond [`MAX_GROUPS`] first
+/// sends what waits; both sent batches then hold `batch`'s tokens. Returns false when the
+/// next stage is gone.
+async fn encode_into(
+    pending: &mut Batch,
+    mut batch: Batch,
+    encoder: &dyn RecordEncoder,
+    config: &BatchConfig,
+    output: &mpsc::Sender<Batch>,
+) -> bool {
+    debug_assert!(
+        pending.entries.is_empty(),
+        "an encoding batch holds no entries"
+    );
+    // The group of the previous entry: where the next one usually goes.
+    let mut last = 0;
+    for entry in &batch.entries {
+        let logs = pending.encoded.get_or_insert_with(Default::default);
+        let found = match logs.groups.get(last) {
+            Some(g) if of_group(g, entry) => Some(last),
+            _ => logs.groups.iter().position(|g| of_group(g, entry)),
+        };
+        last = match found {
+            Some(at) => at,
+            None => {
+                if logs.groups.len() == MAX_GROUPS {
+                    pending.acks.append(&mut batch.acks.clone());
+                    if !send(pending, config, output, true).await {
+                        return false;
+                    }
+                }
+                let logs: &mut EncodedLogs = pending.encoded.get_or_insert_with(Default::default);
+                logs.groups
+                    .push(encoder.start(&entry.resource, &entry.scope_name));
+                logs.groups.len() - 1
+            }
+        };
+        let logs = pending.encoded.as_mut().expect("made above");
+        encoder.push(&mut logs.groups[last], entry);
+        logs.count += 1;
+    }
+    if let Some(logs) = pending.encoded.as_mut()
+        && let [group] = logs.groups.as_mut_slice()
+    {
+        group.reserve_records(config.send_batch_size.saturating_sub(group.count));
+    }
+    centimane_core::recycle::dispose(std::mem::take(&mut batch.entries));
+    pending.acks.append(&mut batch.acks);
+    true
+}
+
+fn of_group(group: &RecordGroup, entry: &Entry) -> bool {
+    group.resource == entry.resource && group.scope_name == entry.scope_name
 }
 
 /// Sends full batches (all of `pending` when `everything`). Returns false when the next
@@ -135,7 +220,7 @@ async fn send(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use centimane_core::{AckListener, AckSet, AckStatus, AckToken, Entry};
+    use centimane_core::{AckListener, AckSet, AckStatus, AckToken, Map, Text, Value};
     use std::sync::{Arc, Mutex};
     use std::time::Duration;
 
@@ -153,10 +238,64 @@ mod tests {
     }
 
     fn start(c: BatchConfig) -> (mpsc::Sender<Batch>, mpsc::Receiver<Batch>) {
+        start_with(c, None)
+    }
+
+    fn start_with(
+        c: BatchConfig,
+        encoder: Option<Arc<dyn RecordEncoder>>,
+    ) -> (mpsc::Sender<Batch>, mpsc::Receiver<Batch>) {
         let (in_tx, in_rx) = mpsc::channel(16);
         let (out_tx, out_rx) = mpsc::channel(16);
-        tokio::spawn(run("batch".parse().unwrap(), c, in_rx, out_tx));
+        tokio::spawn(run("batch".parse().unwrap(), c, encoder, in_rx, out_tx));
         (in_tx, out_rx)
+    }
+
+    /// Writes each record as its body and a newline, after two bytes of room.
+    struct LineEncoder;
+
+    impl RecordEncoder for LineEncoder {
+        fn start(&self, resource: &Map, scope_name: &Text) -> RecordGroup {
+            RecordGroup {
+                resource: resource.clone(),
+                scope_name: scope_name.clone(),
+                bytes: vec![0; 2],
+                prefix: 2,
+                count: 0,
+            }
+        }
+
+        fn push(&self, group: &mut RecordGroup, entry: &Entry) {
+            group
+                .bytes
+                .extend_from_slice(entry.body.to_text().as_bytes());
+            group.bytes.push(b'\n');
+            group.count += 1;
+        }
+    }
+
+    /// Each group's host and records.
+    fn groups(b: &Batch) -> Vec<(String, String)> {
+        let logs = b.encoded.as_ref().expect("encoded records");
+        assert_eq!(
+            logs.count,
+            logs.groups.iter().map(|g| g.count).sum::<usize>()
+        );
+        logs.groups
+            .iter()
+            .map(|g| {
+                let host = g.resource.get("host").map(|v| v.to_text().to_string());
+                let records = String::from_utf8(g.records().to_vec()).unwrap();
+                (host.unwrap_or_default(), records)
+            })
+            .collect()
+    }
+
+    fn on_host(mut b: Batch, host: &str) -> Batch {
+        for e in &mut b.entries {
+            e.resource.insert("host".into(), Value::from(host));
+        }
+        b
     }
 
     #[tokio::test]
@@ -218,6 +357,104 @@ mod tests {
         drop(tx);
         assert!(rx.recv().await.is_none());
         assert_eq!(*rec.0.lock().unwrap(), [(9, AckStatus::Delivered)]);
+    }
+
+    #[tokio::test]
+    async fn an_encoding_batch_holds_records_not_entries() {
+        let rec = Arc::new(Recorder::default());
+        let (tx, mut rx) = start_with(
+            BatchConfig {
+                send_batch_size: 5,
+                ..BatchConfig::default()
+            },
+            Some(Arc::new(LineEncoder)),
+        );
+        tx.send(batch(3, Some(AckToken::new(1, rec.clone()))))
+            .await
+            .unwrap();
+        tx.send(batch(2, Some(AckToken::new(2, rec.clone()))))
+            .await
+            .unwrap();
+        let out = rx.recv().await.unwrap();
+        assert!(out.entries.is_empty());
+        assert_eq!(out.len(), 5);
+        assert_eq!(
+            groups(&out),
+            [(String::new(), "0\n1\n2\n0\n1\n".to_string())]
+        );
+        out.acks.delivered();
+        drop(tx);
+        assert!(rx.recv().await.is_none());
+        let mut acked = rec.0.lock().unwrap().clone();
+        acked.sort_by_key(|(id, _)| *id);
+        assert_eq!(
+            acked,
+            [(1, AckStatus::Delivered), (2, AckStatus::Delivered)]
+        );
+    }
+
+    #[tokio::test]
+    async fn records_are_grouped_by_resource_in_first_seen_order() {
+        let (tx, mut rx) = start_with(
+            BatchConfig {
+                send_batch_size: 100,
+                timeout: GoDuration::from_secs(3600),
+                ..BatchConfig::default()
+            },
+            Some(Arc::new(LineEncoder)),
+        );
+        tx.send(on_host(batch(2, None), "b")).await.unwrap();
+        let mut mixed = on_host(batch(3, None), "a");
+        mixed.entries[1]
+            .resource
+            .insert("host".into(), Value::from("b"));
+        tx.send(mixed).await.unwrap();
+        drop(tx);
+        let out = rx.recv().await.unwrap();
+        assert_eq!(
+            groups(&out),
+            [
+                ("b".to_string(), "0\n1\n1\n".to_string()),
+                ("a".to_string(), "0\n2\n".to_string())
+            ]
+        );
+        assert!(rx.recv().await.is_none());
+    }
+
+    #[tokio::test]
+    async fn too_many_groups_send_those_waiting_first() {
+        let rec = Arc::new(Recorder::default());
+        let (tx, mut rx) = start_with(
+            BatchConfig {
+                send_batch_size: 1000,
+                timeout: GoDuration::from_secs(3600),
+                ..BatchConfig::default()
+            },
+            Some(Arc::new(LineEncoder)),
+        );
+        let mut hosts = batch(MAX_GROUPS + 1, Some(AckToken::new(7, rec.clone())));
+        for (i, e) in hosts.entries.iter_mut().enumerate() {
+            e.resource
+                .insert("host".into(), Value::from(format!("h{i}")));
+        }
+        tx.send(hosts).await.unwrap();
+        let first = rx.recv().await.unwrap();
+        assert_eq!(first.encoded.as_ref().unwrap().groups.len(), MAX_GROUPS);
+        assert_eq!(first.len(), MAX_GROUPS);
+        drop(tx);
+        let second = rx.recv().await.unwrap();
+        assert_eq!(
+            groups(&second),
+            [(format!("h{MAX_GROUPS}"), format!("{MAX_GROUPS}\n"))]
+        );
+        first.acks.delivered();
+        assert!(
+            rec.0.lock().unwrap().is_empty(),
+            "the token also covers the record still to be delivered"
+        );
+        second.acks.delivered();
+        assert!(rx.recv().await.is_none());
+        assert_eq!(*rec.0.lock().unwrap(), [(7, AckStatus::Delivered)]);
     }
 
     #[test]

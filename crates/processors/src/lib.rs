@@ -17,8 +17,9 @@ mod sha256;
 mod stage;
 mod text;
 
-use centimane_core::Batch;
 use centimane_core::config::ComponentId;
+use centimane_core::{Batch, RecordEncoder};
+use std::sync::Arc;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
@@ -68,15 +69,17 @@ pub fn parse_config(kind: &str, config: serde_json::Value) -> Result<ProcessorCo
     }
 }
 
-/// Starts the processor as a task on the current runtime.
+/// Starts the processor as a task on the current runtime. `encoder`: for a batch processor
+/// whose batches only OTLP exporters read (see the `batch` module); ignored by the others.
 pub fn spawn(
     id: ComponentId,
     config: ProcessorConfig,
+    encoder: Option<Arc<dyn RecordEncoder>>,
     input: mpsc::Receiver<Batch>,
     output: mpsc::Sender<Batch>,
 ) -> JoinHandle<()> {
     match config {
-        ProcessorConfig::Batch(c) => tokio::spawn(batch::run(id, c, input, output)),
+        ProcessorConfig::Batch(c) => tokio::spawn(batch::run(id, c, encoder, input, output)),
         ProcessorConfig::MemoryLimiter(c) => {
             tokio::spawn(memory_limiter::run(id, c, input, output))
         }
