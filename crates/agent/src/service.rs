@@ -328,16 +328,25 @@ async fn fan_out(
             batch.acks.delivered();
             continue;
         }
-        let shared = batch.into_shared();
-        for tx in &outputs {
-            if tx.send(shared.clone()).await.is_err() {
+        // The last exporter gets `shared` itself, so that nothing here still holds encoded
+        // records when it takes them (it then writes the request around them in place).
+        let mut shared = Some(batch.into_shared());
+        for (i, tx) in outputs.iter().enumerate() {
+            let copy = if i + 1 == outputs.len() {
+                shared.take().expect("sent once")
+            } else {
+                shared.clone().expect("kept until the last")
+            };
+            if tx.send(copy).await.is_err() {
                 tracing::error!(
                     "an exporter stopped early; its batches will be read again at the next start"
                 );
             }
         }
-        // `shared` itself holds one more share of the tokens, which has nothing left to do.
-        shared.acks.delivered();
+        // With no exporter, the tokens have nothing left to wait for.
+        if let Some(shared) = shared {
+            shared.acks.delivered();
+        }
     }
 }
 

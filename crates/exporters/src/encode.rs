@@ -157,7 +157,10 @@ impl RecordEncoder for OtlpRecords {
 /// writes it for their entries. The usual lot, one group that nothing else holds (one
 /// exporter), gets what encloses its records written into the room in front of them;
 /// otherwise the pieces are copied together. Resources are read now, as they may have
-/// changed since the records were encoded (a config-version stamp).
+/// changed since the records were encoded (a config-version stamp). A stamp that makes
+/// two groups' resources equal leaves them two ScopeLogs under one ResourceLogs, where
+/// [`encode_request`] would have merged their records: the same records, grouped
+/// differently.
 pub(crate) fn request_of_records(logs: Arc<EncodedLogs>) -> Bytes {
     match Arc::try_unwrap(logs) {
         Ok(mut logs) if logs.groups.len() == 1 => {
@@ -169,6 +172,11 @@ pub(crate) fn request_of_records(logs: Arc<EncodedLogs>) -> Bytes {
             }
             let start = group.prefix - head.len();
             group.bytes[start..group.prefix].copy_from_slice(&head);
+            // Room reserved for a full batch stays with the request (queued, perhaps for a
+            // long outage) unless given back: a batch sent early by its timeout is small.
+            if group.bytes.capacity() - group.bytes.len() > group.bytes.len() / 8 {
+                group.bytes.shrink_to_fit();
+            }
             Bytes::from(group.bytes).slice(start..)
         }
         Ok(logs) => assemble(&logs),

@@ -150,7 +150,7 @@ async fn encode_into(
         last = match found {
             Some(at) => at,
             None => {
-                if logs.groups.len() == MAX_GROUPS {
+                if logs.groups.len() >= MAX_GROUPS {
                     pending.acks.append(&mut batch.acks.clone());
                     if !send(pending, config, output, true).await {
                         return false;
@@ -189,8 +189,11 @@ async fn send(
     everything: bool,
 ) -> bool {
     loop {
+        // Encoded records are never cut (their processor has no maximum; one passed on
+        // from upstream goes whole).
         let size = match config.send_batch_max_size {
             0 => pending.len(),
+            _ if pending.encoded.is_some() => pending.len(),
             max => pending.len().min(max),
         };
         let full = config.send_batch_size > 0 && pending.len() >= config.send_batch_size;
