@@ -168,7 +168,7 @@ pub(crate) fn request_of_records(logs: Arc<EncodedLogs>) -> Bytes {
             let resource_len = kvs_len(&group.resource);
             let head = group_head(&group, resource_len);
             if head.len() > group.prefix {
-                return assemble(&logs_of(group));
+                return assemble(std::slice::from_ref(&group));
             }
             let start = group.prefix - head.len();
             group.bytes[start..group.prefix].copy_from_slice(&head);
@@ -179,15 +179,8 @@ pub(crate) fn request_of_records(logs: Arc<EncodedLogs>) -> Bytes {
             }
             Bytes::from(group.bytes).slice(start..)
         }
-        Ok(logs) => assemble(&logs),
-        Err(shared) => assemble(&shared),
-    }
-}
-
-fn logs_of(group: RecordGroup) -> EncodedLogs {
-    EncodedLogs {
-        count: group.count,
-        groups: vec![group],
+        Ok(logs) => assemble(&logs.groups),
+        Err(shared) => assemble(&shared.groups),
     }
 }
 
@@ -210,8 +203,7 @@ fn group_head(group: &RecordGroup, resource_len: usize) -> Vec<u8> {
 /// The request of several groups, copied together: groups of equal resources go under one
 /// ResourceLogs, in the order of their first records, as [`encode_request`] groups
 /// entries.
-fn assemble(logs: &EncodedLogs) -> Bytes {
-    let groups = &logs.groups;
+fn assemble(groups: &[RecordGroup]) -> Bytes {
     // Per resource: its first group, its Resource message's length, and its groups.
     let mut resources: Vec<(usize, usize, Vec<usize>)> = Vec::new();
     for (i, g) in groups.iter().enumerate() {

@@ -8,7 +8,7 @@
 //! groups first sends those waiting.
 
 use centimane_core::config::{ComponentId, GoDuration};
-use centimane_core::{Batch, EncodedLogs, Entry, RecordEncoder, RecordGroup};
+use centimane_core::{Batch, Entry, RecordEncoder, RecordGroup};
 use serde::Deserialize;
 use std::sync::Arc;
 use tokio::sync::mpsc;
@@ -156,7 +156,7 @@ async fn encode_into(
                         return false;
                     }
                 }
-                let logs: &mut EncodedLogs = pending.encoded.get_or_insert_with(Default::default);
+                let logs = pending.encoded.get_or_insert_with(Default::default);
                 logs.groups
                     .push(encoder.start(&entry.resource, &entry.scope_name));
                 logs.groups.len() - 1
