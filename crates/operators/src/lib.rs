@@ -16,6 +16,7 @@ mod config;
 mod error;
 mod expr;
 mod go_regex;
+mod linear_regex;
 mod operator;
 mod parsers;
 mod registry;

@@ -1,10 +1,13 @@
 //! `regex_parser` (stanza.md §5.1): the named groups of the first match become a map of
 //! strings (a group that took no part is `""`). The regex is compiled once and its capture
-//! slots are reused. `cache.size` memoizes results per input string.
+//! slots are reused; a pattern of literals and runs that can match only one way (most log
+//! formats) is matched by [`LinearRegex`] in one pass, the regex crate deciding only what
+//! that cannot. `cache.size` memoizes results per input string.
 
 use super::{Parse, ParserOp, parser_config};
 use crate::config::Block;
 use crate::error::ProcessError;
+use crate::linear_regex::{LinearRegex, Outcome};
 use crate::operator::Operator;
 use centimane_core::{Map, Value};
 use regex::{CaptureLocations, Regex};
@@ -28,6 +31,11 @@ struct CacheConfig {
 pub(crate) struct RegexParser {
     regex: Regex,
     locations: CaptureLocations,
+    /// The one-pass matcher, if the pattern has its shape.
+    linear: Option<LinearRegex>,
+    /// The last match's group spans, two slots (start, end) per group index; a group that
+    /// took no part is `0..0`.
+    slots: Vec<usize>,
     /// Capture group index of each named group, in the order of `template`'s keys.
     groups: Vec<usize>,
     /// The result's keys (the group names), with empty values.
@@ -37,7 +45,9 @@ pub(crate) struct RegexParser {
 
 pub(crate) fn build(block: JsonMap<String, Json>) -> Result<Box<dyn Operator>, String> {
     let mut cfg: RegexConfig = crate::config::from_block(block)?;
-    let regex = crate::go_regex::compile(&cfg.regex).map_err(|e| format!("`regex`: {e}"))?;
+    let pattern = crate::go_regex::translate(&cfg.regex);
+    let regex = Regex::new(&pattern).map_err(|e| format!("`regex`: {e}"))?;
+    let linear = LinearRegex::new(&pattern);
     let names: Vec<(usize, &str)> = regex
         .capture_names()
         .enumerate()
@@ -58,6 +68,8 @@ pub(crate) fn build(block: JsonMap<String, Json>) -> Result<Box<dyn Operator>, S
     let groups = names.iter().map(|(i, _)| *i).collect();
     let parser = RegexParser {
         locations: regex.capture_locations(),
+        slots: vec![0; 2 * regex.captures_len()],
+        linear,
         regex,
         groups,
         template,
@@ -98,7 +110,7 @@ impl Parse for RegexParser {
         let values = self
             .groups
             .iter()
-            .map(|index| group(&self.locations, *index, text));
+            .map(|index| group(&self.slots, *index, text));
         into.merge_unique(self.template.keys().cloned().zip(values));
         Some(Ok(()))
     }
@@ -116,17 +128,33 @@ fn matched_text(value: &Value) -> Result<&str, ProcessError> {
 }
 
 /// The value of capture group `index` in the last match (`""` if it took no part).
-fn group(locations: &CaptureLocations, index: usize, text: &str) -> Value {
-    Value::Str(locations.get(index).map_or("", |(s, e)| &text[s..e]).into())
+fn group(slots: &[usize], index: usize, text: &str) -> Value {
+    Value::Str(text[slots[2 * index]..slots[2 * index + 1]].into())
 }
 
 impl RegexParser {
-    /// Matches `text`, leaving the groups in `locations`.
+    /// Matches `text`, leaving the groups in `slots`.
     fn find(&mut self, text: &str) -> Result<(), ProcessError> {
-        match self.regex.captures_read(&mut self.locations, text) {
-            Some(_) => Ok(()),
-            None => Err(ProcessError::NoMatch),
+        if let Some(linear) = &self.linear {
+            match linear.find(text.as_bytes(), &mut self.slots) {
+                Outcome::Matched => return Ok(()),
+                Outcome::NoMatch => return Err(ProcessError::NoMatch),
+                Outcome::Undecided => {}
+            }
         }
+        if self
+            .regex
+            .captures_read(&mut self.locations, text)
+            .is_none()
+        {
+            return Err(ProcessError::NoMatch);
+        }
+        for index in &self.groups {
+            let (start, end) = self.locations.get(*index).unwrap_or((0, 0));
+            self.slots[2 * index] = start;
+            self.slots[2 * index + 1] = end;
+        }
+        Ok(())
     }
 
     /// The map of group names to what they matched in `text`.
@@ -134,7 +162,7 @@ impl RegexParser {
         self.find(text)?;
         let mut map = self.template.clone();
         for (value, index) in map.values_mut().zip(&self.groups) {
-            *value = group(&self.locations, *index, text);
+            *value = group(&self.slots, *index, text);
         }
         Ok(map)
     }
