@@ -98,9 +98,11 @@ def config(agent, input_path, operators, port):
 
 
 def cpu_seconds(pid):
+    """User + system CPU seconds of the process, and the system part alone."""
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICK
+    user, system = int(fields[11]) / TICK, int(fields[12]) / TICK
+    return user + system, system
 
 
 def peak_rss_mib(pid):
@@ -192,7 +194,7 @@ def run_once(agent, binary, workload, input_path, lines, work, pin, wrap=None, t
                 break
         if p.poll() is not None:
             sys.exit(f"{agent} exited early ({p.returncode}); see {err_path}")
-        cpu = cpu_seconds(p.pid)
+        cpu, sys_cpu = cpu_seconds(p.pid)
         rss = peak_rss_mib(p.pid)
         p.send_signal(signal.SIGTERM)
         try:
@@ -204,7 +206,7 @@ def run_once(agent, binary, workload, input_path, lines, work, pin, wrap=None, t
             sys.exit(f"{agent} delivered {seen} of {lines} lines of {workload}; see {err_path}")
         if seen > lines:
             print(f"  note: {agent} {workload}: the sink counted {seen} records for {lines} lines (duplicates)", file=sys.stderr)
-        return cpu, rss, done_at - start
+        return cpu, rss, done_at - start, sys_cpu
     finally:
         sink.terminate()
         sink.wait()
@@ -247,8 +249,8 @@ def main():
         agents.append(("otelcol", otelcol_binary()))
     print(f"# {time.strftime('%Y-%m-%d %H:%M')}  load average {os.getloadavg()[0]:.2f}  "
           f"{a.lines} lines  median of {a.runs} run(s)", flush=True)
-    print(f"{'workload':13} {'agent':10} {'CPU-s/1M':>9} {'lines/s':>10} {'peak RSS':>9} {'ratio':>6}", flush=True)
-    print("(ratio: this agent's CPU-s over centimane's)", flush=True)
+    print(f"{'workload':13} {'agent':10} {'CPU-s/1M':>9} {'sys':>6} {'lines/s':>10} {'peak RSS':>9} {'ratio':>6}", flush=True)
+    print("(sys: the kernel's part of CPU-s/1M; ratio: this agent's CPU-s over centimane's)", flush=True)
     results = []
     for workload in workloads:
         fmt = WORKLOADS[workload][0]
@@ -265,12 +267,14 @@ def main():
             cpu = statistics.median(r[0] for r in runs[agent])
             rss = statistics.median(r[1] for r in runs[agent])
             wall = statistics.median(r[2] for r in runs[agent])
+            sys_per_m = statistics.median(r[3] for r in runs[agent]) / a.lines * 1e6
             per_m = cpu / a.lines * 1e6
             ratio = cpu / ours if ours > 0 else 0
-            print(f"{workload:13} {agent:10} {per_m:>9.3f} {a.lines / wall:>10.0f} {rss:>7.1f}MB {ratio:>5.1f}x", flush=True)
+            print(f"{workload:13} {agent:10} {per_m:>9.3f} {sys_per_m:>6.3f} {a.lines / wall:>10.0f} {rss:>7.1f}MB {ratio:>5.1f}x", flush=True)
             results.append({"workload": workload, "agent": agent, "cpu_s_per_1m": per_m,
-                            "lines_per_s": a.lines / wall, "peak_rss_mib": rss,
-                            "runs": [{"cpu_s": r[0], "rss_mib": r[1], "wall_s": r[2]} for r in runs[agent]]})
+                            "sys_s_per_1m": sys_per_m, "lines_per_s": a.lines / wall, "peak_rss_mib": rss,
+                            "runs": [{"cpu_s": r[0], "sys_s": r[3], "rss_mib": r[1], "wall_s": r[2]}
+                                     for r in runs[agent]]})
     if a.json:
         with open(a.json, "w") as f:
             json.dump(results, f, indent=1)

@@ -45,9 +45,44 @@ struct Run {
     table: [u8; 256],
     min: u32,
     max: Option<u32>,
+    /// How an unbounded run looks for its end.
+    stop: Stop,
     /// Lazy runs (`*?`) match as few characters as they can; this only matters for a run
     /// that ends the pattern, where nothing stops it.
     greedy: bool,
+}
+
+/// The fastest way to find the first byte a run does not take (a run's "stop" bytes are
+/// those its table does not mark [`IN`]).
+#[derive(Debug)]
+enum Stop {
+    /// The run takes every byte: it goes to the end.
+    Never,
+    /// One to three stop bytes (`[^"]`, `[^\]]`): `memchr`.
+    One(u8),
+    Two(u8, u8),
+    Three(u8, u8, u8),
+    /// Every byte above this ASCII byte is taken (`\S`, `[^ ]` with control characters):
+    /// eight bytes at a time are skipped while none is at or below it, then the table.
+    AtOrBelow(u8),
+    /// A table lookup per byte.
+    Table,
+}
+
+impl Stop {
+    fn of(table: &[u8; 256]) -> Stop {
+        let stops: Vec<u8> = (0..=255u8)
+            .filter(|&b| table[usize::from(b)] != IN)
+            .collect();
+        match *stops.as_slice() {
+            [] => Stop::Never,
+            [a] => Stop::One(a),
+            [a, b] => Stop::Two(a, b),
+            [a, b, c] => Stop::Three(a, b, c),
+            [.., last] if last < 0x80 => Stop::AtOrBelow(last),
+            _ => Stop::Table,
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -118,7 +153,11 @@ impl LinearRegex {
         for piece in &self.pieces {
             match piece {
                 Piece::Literal(literal) => {
-                    if text.get(at..at + literal.len()) != Some(&literal[..]) {
+                    // Byte by byte: literals between fields are a few bytes, shorter than
+                    // what a call to `memcmp` costs.
+                    let rest = &text[at..];
+                    if rest.len() < literal.len() || !literal.iter().zip(rest).all(|(a, b)| a == b)
+                    {
                         return Outcome::NoMatch;
                     }
                     at += literal.len();
@@ -141,15 +180,42 @@ impl LinearRegex {
 }
 
 impl Run {
+    fn new(table: [u8; 256], min: u32, max: Option<u32>, greedy: bool) -> Run {
+        Run {
+            stop: Stop::of(&table),
+            table,
+            min,
+            max,
+            greedy,
+        }
+    }
+
+    /// How many bytes at the start of `rest` the run takes, at most (its class only).
+    fn taken(&self, rest: &[u8]) -> usize {
+        let end = match self.stop {
+            Stop::Never => None,
+            Stop::One(a) => memchr::memchr(a, rest),
+            Stop::Two(a, b) => memchr::memchr2(a, b, rest),
+            Stop::Three(a, b, c) => memchr::memchr3(a, b, c, rest),
+            Stop::AtOrBelow(last) => {
+                let skipped = words_above(rest, last);
+                self.table_end(&rest[skipped..]).map(|end| skipped + end)
+            }
+            Stop::Table => self.table_end(rest),
+        };
+        end.unwrap_or(rest.len())
+    }
+
+    fn table_end(&self, rest: &[u8]) -> Option<usize> {
+        rest.iter().position(|&b| self.table[usize::from(b)] != IN)
+    }
+
     /// Where the run starting at `from` ends.
     fn scan(&self, text: &[u8], from: usize) -> Result<usize, Outcome> {
         let rest = &text[from..];
         let (len, count) = match self.max {
             None => {
-                let len = rest
-                    .iter()
-                    .position(|&b| self.table[usize::from(b)] != IN)
-                    .unwrap_or(rest.len());
+                let len = self.taken(rest);
                 if rest
                     .get(len)
                     .is_some_and(|&b| self.table[usize::from(b)] == ASK)
@@ -191,6 +257,23 @@ impl Run {
     }
 }
 
+/// How many leading bytes of `bytes`, a multiple of eight, are all above `last` (< 0x80).
+fn words_above(bytes: &[u8], last: u8) -> usize {
+    const ONES: u64 = u64::MAX / 255;
+    let below = ONES * (u64::from(last) + 1);
+    let chunks = bytes.chunks_exact(8);
+    let mut skipped = 0;
+    for chunk in chunks {
+        let word = u64::from_le_bytes(chunk.try_into().expect("eight bytes"));
+        // Whether a byte is below `last + 1` (exact for any bound up to 128).
+        if word.wrapping_sub(below) & !word & (ONES * 0x80) != 0 {
+            break;
+        }
+        skipped += 8;
+    }
+    skipped
+}
+
 fn is_continuation(b: u8) -> bool {
     b & 0xC0 == 0x80
 }
@@ -205,12 +288,12 @@ fn flatten(hir: &Hir, pieces: &mut Vec<Piece>) -> Option<()> {
     match hir.kind() {
         HirKind::Empty => {}
         HirKind::Literal(literal) => pieces.push(Piece::Literal(literal.0.clone())),
-        HirKind::Class(class) => pieces.push(Piece::Run(Box::new(Run {
-            table: class_table(class)?,
-            min: 1,
-            max: Some(1),
-            greedy: true,
-        }))),
+        HirKind::Class(class) => pieces.push(Piece::Run(Box::new(Run::new(
+            class_table(class)?,
+            1,
+            Some(1),
+            true,
+        )))),
         HirKind::Repetition(repetition) => {
             let table = match repetition.sub.kind() {
                 HirKind::Class(class) => class_table(class)?,
@@ -218,12 +301,12 @@ fn flatten(hir: &Hir, pieces: &mut Vec<Piece>) -> Option<()> {
                 _ => return None,
             };
             if repetition.max != Some(0) {
-                pieces.push(Piece::Run(Box::new(Run {
+                pieces.push(Piece::Run(Box::new(Run::new(
                     table,
-                    min: repetition.min,
-                    max: repetition.max,
-                    greedy: repetition.greedy,
-                })));
+                    repetition.min,
+                    repetition.max,
+                    repetition.greedy,
+                ))));
             }
         }
         HirKind::Capture(capture) => {
@@ -410,6 +493,24 @@ mod tests {
     }
 
     #[test]
+    fn runs_find_their_end_the_fastest_way() {
+        let stop = |class: &str| {
+            let linear = LinearRegex::new(&format!("^{class}+")).unwrap();
+            match &linear.pieces[1] {
+                Piece::Run(run) => format!("{:?}", run.stop),
+                other => panic!("{other:?}"),
+            }
+        };
+        assert_eq!(stop(r"(?s:.)"), "Never");
+        assert_eq!(stop(r#"[^"]"#), "One(34)");
+        assert_eq!(stop(r#"[^"\]]"#), "Two(34, 93)");
+        assert_eq!(stop(r"[^\n a]"), "Three(10, 32, 97)");
+        assert_eq!(stop(r"[^\t\n\f\r ]"), "AtOrBelow(32)");
+        assert_eq!(stop(r"[0-9]"), "Table");
+        assert_eq!(stop(r"\S"), "Table", "Unicode spaces are decided per character");
+    }
+
+    #[test]
     fn counts_characters_not_bytes() {
         for text in ["ééé1", "éé1", "éééé1", "aéb1", "é1"] {
             check(r"^(?P<a>[^0-9]{2,3})1", text);
@@ -427,6 +528,8 @@ mod tests {
 
     /// A piece of a random linear-ish pattern.
     fn piece() -> impl Strategy<Value = String> {
+        // Every way of finding a run's end: a table (`\w`, `[0-9]`), `memchr` for one to
+        // three stop bytes, words above a control byte (`[^\t\n\f\r ]`), never.
         let class = prop::sample::select(vec![
             r"[^\t\n\f\r ]",
             r"[0-9]",
@@ -439,6 +542,10 @@ mod tests {
             "é",
             "a",
             r"[^a]",
+            r"[^ab]",
+            r#"[^ab"]"#,
+            r"(?s:.)",
+            r"\S",
         ]);
         let repeat = prop::sample::select(vec!["", "+", "*", "?", "{2}", "{1,3}", "{2,}", "+?"]);
         let literal = prop::sample::select(vec![" ", "a", "\"", r"\]", "é", "x=", "0"]);
@@ -484,7 +591,23 @@ mod tests {
     /// Texts made of the pieces' characters, so that some of them match.
     fn texts() -> impl Strategy<Value = Vec<String>> {
         let chunk = prop::sample::select(vec![
-            "ab", " ", "\"", "]", "0", "12", "x", "é", "=", "a", "\n", "-", "x=",
+            "ab",
+            " ",
+            "\"",
+            "]",
+            "0",
+            "12",
+            "x",
+            "é",
+            "=",
+            "a",
+            "\n",
+            "-",
+            "x=",
+            "cdefghijk",
+            "\t",
+            "\u{1}",
+            "1234567890",
         ]);
         prop::collection::vec(
             prop::collection::vec(chunk, 0..8).prop_map(|c| c.concat()),
