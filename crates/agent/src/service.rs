@@ -118,16 +118,19 @@ impl Service {
             exporter_inputs.insert(id, tx);
         }
 
-        let mut receiver_outputs: HashMap<&ComponentId, Vec<mpsc::Sender<Batch>>> = HashMap::new();
+        // Each receiver's pipelines: their input, and the encoder the receiver may encode
+        // with if it feeds only that pipeline (see `Outputs::encoding`).
+        type Input = (mpsc::Sender<Batch>, Option<Arc<dyn RecordEncoder>>);
+        let mut receiver_outputs: HashMap<&ComponentId, Vec<Input>> = HashMap::new();
         for (name, pipeline) in &config.pipelines {
             let (input_tx, mut rx) = mpsc::channel::<Batch>(INPUT_CAPACITY);
-            for r in &pipeline.receivers {
-                receiver_outputs
-                    .entry(r)
-                    .or_default()
-                    .push(input_tx.clone());
-            }
             let encoder = record_encoder(config, pipeline, taps.is_some());
+            for r in &pipeline.receivers {
+                receiver_outputs.entry(r).or_default().push((
+                    input_tx.clone(),
+                    receiver_encoder(config, pipeline, taps.is_some()),
+                ));
+            }
             for (i, id) in pipeline.processors.iter().enumerate() {
                 let (tx, next_rx) = mpsc::channel(STAGE_CAPACITY);
                 let c = config.processors[id].clone();
@@ -154,7 +157,7 @@ impl Service {
         drop(exporter_inputs);
 
         for (id, c) in &config.receivers {
-            let Some(senders) = receiver_outputs.remove(id) else {
+            let Some(inputs) = receiver_outputs.remove(id) else {
                 continue;
             };
             let chain: Box<dyn centimane_core::OperatorChain> = match c.operators() {
@@ -182,7 +185,11 @@ impl Service {
                 }
                 None => None,
             };
-            let outputs = Outputs::new(senders);
+            let outputs = match <[Input; 1]>::try_from(inputs) {
+                Ok([(sender, Some(encoder))]) => Outputs::new(vec![sender]).encoding(encoder),
+                Ok([(sender, None)]) => Outputs::new(vec![sender]),
+                Err(inputs) => Outputs::new(inputs.into_iter().map(|(s, _)| s).collect()),
+            };
             let accepted = outputs.accepted();
             let ctx = ReceiverContext {
                 id: id.clone(),
@@ -300,6 +307,17 @@ fn record_encoder(
         .then(|| Arc::new(centimane_exporters::OtlpRecords) as Arc<dyn RecordEncoder>)
 }
 
+/// The record encoder a receiver that feeds only this pipeline encodes its batches with
+/// (`Outputs::encoding`): the pipeline's, when its one processor is the `batch` that
+/// encodes, which then merges the records instead of encoding them.
+fn receiver_encoder(
+    config: &AgentConfig,
+    pipeline: &crate::config::Pipeline,
+    tapped: bool,
+) -> Option<Arc<dyn RecordEncoder>> {
+    record_encoder(config, pipeline, tapped).filter(|_| pipeline.processors.len() == 1)
+}
+
 /// Hands each batch to every exporter of the pipeline; each gets its own holders of the
 /// batch's acknowledgement tokens.
 async fn fan_out(
@@ -355,8 +373,8 @@ mod tests {
     use super::*;
 
     /// Whether the pipeline `logs` of a config with these processors and exporters gets a
-    /// record encoder.
-    fn encodes(processors: &str, exporters: &str, tapped: bool) -> bool {
+    /// record encoder, and whether its receiver does.
+    fn encoders(processors: &str, exporters: &str, tapped: bool) -> (bool, bool) {
         let text = format!(
             "receivers:\n  filelog:\n    include: [/tmp/x.log]\n\
              processors:\n  batch:\n  batch/cut:\n    send_batch_max_size: 10000\n  attributes:\n    actions: [{{key: a, value: b, action: insert}}]\n\
@@ -364,7 +382,15 @@ mod tests {
              service:\n  pipelines:\n    logs:\n      receivers: [filelog]\n      processors: [{processors}]\n      exporters: [{exporters}]\n"
         );
         let config = crate::config::parse(&text, &|_| None).expect("valid config");
-        record_encoder(&config, &config.pipelines["logs"], tapped).is_some()
+        let pipeline = &config.pipelines["logs"];
+        (
+            record_encoder(&config, pipeline, tapped).is_some(),
+            receiver_encoder(&config, pipeline, tapped).is_some(),
+        )
+    }
+
+    fn encodes(processors: &str, exporters: &str, tapped: bool) -> bool {
+        encoders(processors, exporters, tapped).0
     }
 
     #[test]
@@ -382,5 +408,17 @@ mod tests {
             !encodes("batch", "otlphttp", true),
             "a snapshot tap reads entries"
         );
+    }
+
+    #[test]
+    fn the_receiver_encodes_for_a_lone_encoding_batch() {
+        assert_eq!(encoders("batch", "otlphttp, otlp", false), (true, true));
+        assert_eq!(
+            encoders("attributes, batch", "otlphttp", false),
+            (true, false),
+            "the attributes processor reads entries"
+        );
+        assert_eq!(encoders("batch", "debug", false), (false, false));
+        assert_eq!(encoders("batch", "otlphttp", true), (false, false));
     }
 }

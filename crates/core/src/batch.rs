@@ -95,6 +95,42 @@ pub struct RecordGroup {
     pub count: usize,
 }
 
+impl EncodedLogs {
+    /// `entries` encoded, in one group per resource and scope (as many as they need).
+    pub fn of_entries(encoder: &dyn RecordEncoder, entries: &[Entry]) -> EncodedLogs {
+        let mut logs = EncodedLogs::default();
+        let mut last = 0;
+        for (i, entry) in entries.iter().enumerate() {
+            last = match logs.group_of(entry, last) {
+                Some(at) => at,
+                None => {
+                    logs.groups
+                        .push(encoder.start(&entry.resource, &entry.scope_name));
+                    logs.groups.len() - 1
+                }
+            };
+            let group = &mut logs.groups[last];
+            encoder.push(group, entry);
+            if group.count == 1 {
+                // The rest of the entries are likely of this group too.
+                group.reserve_records(entries.len() - i - 1);
+            }
+        }
+        logs.count = entries.len();
+        logs
+    }
+
+    /// The group of `entry`'s resource and scope, looked for at `hint` first (where the
+    /// previous entry went).
+    pub fn group_of(&self, entry: &Entry, hint: usize) -> Option<usize> {
+        let of = |g: &RecordGroup| g.resource == entry.resource && g.scope_name == entry.scope_name;
+        match self.groups.get(hint) {
+            Some(g) if of(g) => Some(hint),
+            _ => self.groups.iter().position(of),
+        }
+    }
+}
+
 /// The most [`RecordGroup::reserve_records`] reserves ahead.
 const RESERVE_MAX: usize = 16 << 20;
 
@@ -170,5 +206,95 @@ impl SharedBatch {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::value::Value;
+
+    /// Writes each record as its body and a newline, after one byte of room.
+    struct LineEncoder;
+
+    impl RecordEncoder for LineEncoder {
+        fn start(&self, resource: &Map, scope_name: &Text) -> RecordGroup {
+            RecordGroup {
+                resource: resource.clone(),
+                scope_name: scope_name.clone(),
+                bytes: vec![0],
+                prefix: 1,
+                count: 0,
+            }
+        }
+
+        fn push(&self, group: &mut RecordGroup, entry: &Entry) {
+            group
+                .bytes
+                .extend_from_slice(entry.body.to_text().as_bytes());
+            group.bytes.push(b'\n');
+            group.count += 1;
+        }
+    }
+
+    fn entry(body: &str, host: &str, scope: &str) -> Entry {
+        let mut e = Entry::new(body.into());
+        e.resource.insert("host".into(), Value::from(host));
+        e.scope_name = scope.into();
+        e
+    }
+
+    #[test]
+    fn entries_are_grouped_by_resource_and_scope_in_first_seen_order() {
+        let entries = [
+            entry("1", "a", ""),
+            entry("2", "b", ""),
+            entry("3", "a", "s"),
+            entry("4", "a", ""),
+            entry("5", "b", ""),
+        ];
+        let logs = EncodedLogs::of_entries(&LineEncoder, &entries);
+        assert_eq!(logs.count, 5);
+        let groups: Vec<_> = logs
+            .groups
+            .iter()
+            .map(|g| {
+                (
+                    g.resource["host"].to_text().to_string(),
+                    g.scope_name.to_string(),
+                    String::from_utf8(g.records().to_vec()).unwrap(),
+                    g.count,
+                )
+            })
+            .collect();
+        assert_eq!(
+            groups,
+            [
+                ("a".into(), "".into(), "1\n4\n".into(), 2),
+                ("b".into(), "".into(), "2\n5\n".into(), 2),
+                ("a".into(), "s".into(), "3\n".into(), 1),
+            ]
+        );
+        assert_eq!(logs.group_of(&entries[4], 0), Some(1), "past a wrong hint");
+        assert_eq!(logs.group_of(&entry("6", "c", ""), 0), None);
+        assert_eq!(
+            EncodedLogs::of_entries(&LineEncoder, &[]),
+            EncodedLogs::default()
+        );
+    }
+
+    #[test]
+    fn a_group_reserves_room_for_the_entries_after_its_first() {
+        let entries: Vec<Entry> = (0..100)
+            .map(|i| entry(&format!("{i:03}"), "a", ""))
+            .collect();
+        let logs = EncodedLogs::of_entries(&LineEncoder, &entries);
+        let group = &logs.groups[0];
+        assert_eq!(group.records().len(), 400);
+        assert!(
+            group.bytes.capacity() >= 400,
+            "{} bytes reserved",
+            group.bytes.capacity()
+        );
     }
 }

@@ -507,7 +507,11 @@ mod tests {
         assert_eq!(stop(r"[^\n a]"), "Three(10, 32, 97)");
         assert_eq!(stop(r"[^\t\n\f\r ]"), "AtOrBelow(32)");
         assert_eq!(stop(r"[0-9]"), "Table");
-        assert_eq!(stop(r"\S"), "Table", "Unicode spaces are decided per character");
+        assert_eq!(
+            stop(r"\S"),
+            "Table",
+            "Unicode spaces are decided per character"
+        );
     }
 
     #[test]

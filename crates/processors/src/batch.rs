@@ -8,7 +8,7 @@
 //! groups first sends those waiting.
 
 use centimane_core::config::{ComponentId, GoDuration};
-use centimane_core::{Batch, Entry, RecordEncoder, RecordGroup};
+use centimane_core::{Batch, RecordEncoder, RecordGroup};
 use serde::Deserialize;
 use std::sync::Arc;
 use tokio::sync::mpsc;
@@ -96,11 +96,13 @@ pub(crate) async fn run(
                 break;
             }
         } else if batch.encoded.is_some() {
-            // Records encoded upstream go on as they are, after what waits.
-            if !send(&mut pending, &config, &output, true).await {
+            // Records the receiver encoded join those waiting (entries waiting go first).
+            if !pending.entries.is_empty() && !send(&mut pending, &config, &output, true).await {
                 break;
             }
-            pending = batch;
+            if !merge_encoded(&mut pending, batch, &config, &output).await {
+                break;
+            }
         } else {
             if pending.encoded.is_some() && !send(&mut pending, &config, &output, true).await {
                 break;
@@ -143,11 +145,7 @@ async fn encode_into(
     let mut last = 0;
     for entry in &batch.entries {
         let logs = pending.encoded.get_or_insert_with(Default::default);
-        let found = match logs.groups.get(last) {
-            Some(g) if of_group(g, entry) => Some(last),
-            _ => logs.groups.iter().position(|g| of_group(g, entry)),
-        };
-        last = match found {
+        last = match logs.group_of(entry, last) {
             Some(at) => at,
             None => {
                 if logs.groups.len() >= MAX_GROUPS {
@@ -166,18 +164,57 @@ async fn encode_into(
         encoder.push(&mut logs.groups[last], entry);
         logs.count += 1;
     }
-    if let Some(logs) = pending.encoded.as_mut()
-        && let [group] = logs.groups.as_mut_slice()
-    {
-        group.reserve_records(config.send_batch_size.saturating_sub(group.count));
-    }
+    reserve_for_batch(pending, config);
     centimane_core::recycle::dispose(std::mem::take(&mut batch.entries));
     pending.acks.append(&mut batch.acks);
     true
 }
 
-fn of_group(group: &RecordGroup, entry: &Entry) -> bool {
-    group.resource == entry.resource && group.scope_name == entry.scope_name
+/// Adds records encoded upstream to those waiting: each group's records join the waiting
+/// group of their resource and scope, or become a group; one that would make more than
+/// [`MAX_GROUPS`] groups first sends what waits (both sent batches then hold `batch`'s
+/// tokens). Returns false when the next stage is gone.
+async fn merge_encoded(
+    pending: &mut Batch,
+    mut batch: Batch,
+    config: &BatchConfig,
+    output: &mpsc::Sender<Batch>,
+) -> bool {
+    debug_assert!(pending.entries.is_empty() && batch.entries.is_empty());
+    let incoming = batch.encoded.take().expect("encoded records");
+    for group in incoming.groups {
+        let logs = pending.encoded.get_or_insert_with(Default::default);
+        let same =
+            |g: &RecordGroup| g.resource == group.resource && g.scope_name == group.scope_name;
+        if let Some(waiting) = logs.groups.iter_mut().find(|g| same(g)) {
+            waiting.bytes.extend_from_slice(group.records());
+            waiting.count += group.count;
+            logs.count += group.count;
+            continue;
+        }
+        if logs.groups.len() >= MAX_GROUPS {
+            pending.acks.append(&mut batch.acks.clone());
+            if !send(pending, config, output, true).await {
+                return false;
+            }
+        }
+        let logs = pending.encoded.get_or_insert_with(Default::default);
+        logs.count += group.count;
+        logs.groups.push(group);
+    }
+    reserve_for_batch(pending, config);
+    pending.acks.append(&mut batch.acks);
+    true
+}
+
+/// With one group waiting, reserves room for the rest of a full batch at once (a growing
+/// vector would be copied as it doubles).
+fn reserve_for_batch(pending: &mut Batch, config: &BatchConfig) {
+    if let Some(logs) = pending.encoded.as_mut()
+        && let [group] = logs.groups.as_mut_slice()
+    {
+        group.reserve_records(config.send_batch_size.saturating_sub(group.count));
+    }
 }
 
 /// Sends full batches (all of `pending` when `everything`). Returns false when the next
@@ -223,7 +260,7 @@ async fn send(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use centimane_core::{AckListener, AckSet, AckStatus, AckToken, Map, Text, Value};
+    use centimane_core::{AckListener, AckSet, AckStatus, AckToken, Entry, Map, Text, Value};
     use std::sync::{Arc, Mutex};
     use std::time::Duration;
 
@@ -294,6 +331,17 @@ mod tests {
             .collect()
     }
 
+    /// `b` as its receiver hands it over when it encodes (`Outputs::encoding`), if
+    /// `upstream`.
+    fn encoded_if(upstream: bool, mut b: Batch) -> Batch {
+        if upstream {
+            let logs = centimane_core::EncodedLogs::of_entries(&LineEncoder, &b.entries);
+            b.entries.clear();
+            b.encoded = Some(Box::new(logs));
+        }
+        b
+    }
+
     fn on_host(mut b: Batch, host: &str) -> Batch {
         for e in &mut b.entries {
             e.resource.insert("host".into(), Value::from(host));
@@ -362,102 +410,111 @@ mod tests {
         assert_eq!(*rec.0.lock().unwrap(), [(9, AckStatus::Delivered)]);
     }
 
+    /// Entries are encoded as they arrive; records the receiver encoded join them.
     #[tokio::test]
     async fn an_encoding_batch_holds_records_not_entries() {
-        let rec = Arc::new(Recorder::default());
-        let (tx, mut rx) = start_with(
-            BatchConfig {
-                send_batch_size: 5,
-                ..BatchConfig::default()
-            },
-            Some(Arc::new(LineEncoder)),
-        );
-        tx.send(batch(3, Some(AckToken::new(1, rec.clone()))))
-            .await
-            .unwrap();
-        tx.send(batch(2, Some(AckToken::new(2, rec.clone()))))
-            .await
-            .unwrap();
-        let out = rx.recv().await.unwrap();
-        assert!(out.entries.is_empty());
-        assert_eq!(out.len(), 5);
-        assert_eq!(
-            groups(&out),
-            [(String::new(), "0\n1\n2\n0\n1\n".to_string())]
-        );
-        out.acks.delivered();
-        drop(tx);
-        assert!(rx.recv().await.is_none());
-        let mut acked = rec.0.lock().unwrap().clone();
-        acked.sort_by_key(|(id, _)| *id);
-        assert_eq!(
-            acked,
-            [(1, AckStatus::Delivered), (2, AckStatus::Delivered)]
-        );
+        for upstream in [false, true] {
+            let rec = Arc::new(Recorder::default());
+            let (tx, mut rx) = start_with(
+                BatchConfig {
+                    send_batch_size: 5,
+                    ..BatchConfig::default()
+                },
+                Some(Arc::new(LineEncoder)),
+            );
+            let first = batch(3, Some(AckToken::new(1, rec.clone())));
+            tx.send(encoded_if(upstream, first)).await.unwrap();
+            tx.send(batch(2, Some(AckToken::new(2, rec.clone()))))
+                .await
+                .unwrap();
+            let out = rx.recv().await.unwrap();
+            assert!(out.entries.is_empty());
+            assert_eq!(out.len(), 5);
+            assert_eq!(
+                groups(&out),
+                [(String::new(), "0\n1\n2\n0\n1\n".to_string())]
+            );
+            out.acks.delivered();
+            drop(tx);
+            assert!(rx.recv().await.is_none());
+            let mut acked = rec.0.lock().unwrap().clone();
+            acked.sort_by_key(|(id, _)| *id);
+            assert_eq!(
+                acked,
+                [(1, AckStatus::Delivered), (2, AckStatus::Delivered)]
+            );
+        }
     }
 
     #[tokio::test]
     async fn records_are_grouped_by_resource_in_first_seen_order() {
-        let (tx, mut rx) = start_with(
-            BatchConfig {
-                send_batch_size: 100,
-                timeout: GoDuration::from_secs(3600),
-                ..BatchConfig::default()
-            },
-            Some(Arc::new(LineEncoder)),
-        );
-        tx.send(on_host(batch(2, None), "b")).await.unwrap();
-        let mut mixed = on_host(batch(3, None), "a");
-        mixed.entries[1]
-            .resource
-            .insert("host".into(), Value::from("b"));
-        tx.send(mixed).await.unwrap();
-        drop(tx);
-        let out = rx.recv().await.unwrap();
-        assert_eq!(
-            groups(&out),
-            [
-                ("b".to_string(), "0\n1\n1\n".to_string()),
-                ("a".to_string(), "0\n2\n".to_string())
-            ]
-        );
-        assert!(rx.recv().await.is_none());
+        for upstream in [false, true] {
+            let (tx, mut rx) = start_with(
+                BatchConfig {
+                    send_batch_size: 100,
+                    timeout: GoDuration::from_secs(3600),
+                    ..BatchConfig::default()
+                },
+                Some(Arc::new(LineEncoder)),
+            );
+            tx.send(encoded_if(upstream, on_host(batch(2, None), "b")))
+                .await
+                .unwrap();
+            let mut mixed = on_host(batch(3, None), "a");
+            mixed.entries[1]
+                .resource
+                .insert("host".into(), Value::from("b"));
+            tx.send(encoded_if(upstream, mixed)).await.unwrap();
+            drop(tx);
+            let out = rx.recv().await.unwrap();
+            assert_eq!(
+                groups(&out),
+                [
+                    ("b".to_string(), "0\n1\n1\n".to_string()),
+                    ("a".to_string(), "0\n2\n".to_string())
+                ],
+                "encoded by the receiver: {upstream}"
+            );
+            assert!(rx.recv().await.is_none());
+        }
     }
 
     #[tokio::test]
     async fn too_many_groups_send_those_waiting_first() {
-        let rec = Arc::new(Recorder::default());
-        let (tx, mut rx) = start_with(
-            BatchConfig {
-                send_batch_size: 1000,
-                timeout: GoDuration::from_secs(3600),
-                ..BatchConfig::default()
-            },
-            Some(Arc::new(LineEncoder)),
-        );
-        let mut hosts = batch(MAX_GROUPS + 1, Some(AckToken::new(7, rec.clone())));
-        for (i, e) in hosts.entries.iter_mut().enumerate() {
-            e.resource
-                .insert("host".into(), Value::from(format!("h{i}")));
+        for upstream in [false, true] {
+            let rec = Arc::new(Recorder::default());
+            let (tx, mut rx) = start_with(
+                BatchConfig {
+                    send_batch_size: 1000,
+                    timeout: GoDuration::from_secs(3600),
+                    ..BatchConfig::default()
+                },
+                Some(Arc::new(LineEncoder)),
+            );
+            let mut hosts = batch(MAX_GROUPS + 1, Some(AckToken::new(7, rec.clone())));
+            for (i, e) in hosts.entries.iter_mut().enumerate() {
+                e.resource
+                    .insert("host".into(), Value::from(format!("h{i}")));
+            }
+            tx.send(encoded_if(upstream, hosts)).await.unwrap();
+            let first = rx.recv().await.unwrap();
+            assert_eq!(first.encoded.as_ref().unwrap().groups.len(), MAX_GROUPS);
+            assert_eq!(first.len(), MAX_GROUPS);
+            drop(tx);
+            let second = rx.recv().await.unwrap();
+            assert_eq!(
+                groups(&second),
+                [(format!("h{MAX_GROUPS}"), format!("{MAX_GROUPS}\n"))]
+            );
+            first.acks.delivered();
+            assert!(
+                rec.0.lock().unwrap().is_empty(),
+                "the token also covers the record still to be delivered"
+            );
+            second.acks.delivered();
+            assert!(rx.recv().await.is_none());
+            assert_eq!(*rec.0.lock().unwrap(), [(7, AckStatus::Delivered)]);
         }
-        tx.send(hosts).await.unwrap();
-        let first = rx.recv().await.unwrap();
-        assert_eq!(first.encoded.as_ref().unwrap().groups.len(), MAX_GROUPS);
-        assert_eq!(first.len(), MAX_GROUPS);
-        drop(tx);
-        let second = rx.recv().await.unwrap();
-        assert_eq!(
-            groups(&second),
-            [(format!("h{MAX_GROUPS}"), format!("{MAX_GROUPS}\n"))]
-        );
-        first.acks.delivered();
-        assert!(
-            rec.0.lock().unwrap().is_empty(),
-            "the token also covers the record still to be delivered"
-        );
-        second.acks.delivered();
-        assert!(rx.recv().await.is_none());
-        assert_eq!(*rec.0.lock().unwrap(), [(7, AckStatus::Delivered)]);
     }
 
     #[test]

@@ -6,7 +6,7 @@ pub mod filelog;
 pub mod otlp;
 
 use centimane_core::config::ComponentId;
-use centimane_core::{Batch, OperatorChain};
+use centimane_core::{Batch, EncodedLogs, OperatorChain, RecordEncoder};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
@@ -145,6 +145,8 @@ pub struct Outputs {
     senders: Vec<mpsc::Sender<Batch>>,
     /// Records handed to the pipelines (`otelcol_receiver_accepted_log_records`).
     accepted: Arc<AtomicU64>,
+    /// Encodes the entries before they are handed over (see [`Outputs::encoding`]).
+    encoder: Option<Arc<dyn RecordEncoder>>,
 }
 
 impl Outputs {
@@ -152,7 +154,18 @@ impl Outputs {
         Outputs {
             senders,
             accepted: Arc::default(),
+            encoder: None,
         }
+    }
+
+    /// Hands batches over as encoded records (and frees their entries, here on the
+    /// receiver's thread, while they are still in its cache). For one pipeline whose only
+    /// processor is a `batch` that encodes: it would encode every entry anyway, the moment
+    /// it arrived.
+    pub fn encoding(mut self, encoder: Arc<dyn RecordEncoder>) -> Self {
+        debug_assert_eq!(self.senders.len(), 1, "one pipeline");
+        self.encoder = Some(encoder);
+        self
     }
 
     /// The count of records this receiver handed to its pipelines, for self-metrics.
@@ -161,9 +174,16 @@ impl Outputs {
     }
 
     /// Copies of `batch`, one per pipeline, paired with their channels.
-    fn fan_out(&self, batch: Batch) -> Vec<(&mpsc::Sender<Batch>, Batch)> {
+    fn fan_out(&self, mut batch: Batch) -> Vec<(&mpsc::Sender<Batch>, Batch)> {
         self.accepted
             .fetch_add(batch.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        if let Some(encoder) = &self.encoder
+            && !batch.entries.is_empty()
+        {
+            let logs = EncodedLogs::of_entries(encoder.as_ref(), &batch.entries);
+            batch.entries = Vec::new();
+            batch.encoded = Some(Box::new(logs));
+        }
         let mut out = Vec::with_capacity(self.senders.len());
         let (last, rest) = match self.senders.split_last() {
             Some(split) => split,
@@ -174,5 +194,79 @@ impl Outputs {
         }
         out.push((last, batch));
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use centimane_core::{AckSet, Entry, Map, RecordGroup, Text};
+
+    /// Writes each record as its body and a newline.
+    struct LineEncoder;
+
+    impl RecordEncoder for LineEncoder {
+        fn start(&self, resource: &Map, scope_name: &Text) -> RecordGroup {
+            RecordGroup {
+                resource: resource.clone(),
+                scope_name: scope_name.clone(),
+                ..RecordGroup::default()
+            }
+        }
+
+        fn push(&self, group: &mut RecordGroup, entry: &Entry) {
+            group
+                .bytes
+                .extend_from_slice(entry.body.to_text().as_bytes());
+            group.bytes.push(b'\n');
+            group.count += 1;
+        }
+    }
+
+    fn batch(n: usize) -> Batch {
+        let entries = (0..n).map(|i| Entry::new((i as i64).into())).collect();
+        Batch::new(entries, AckSet::default())
+    }
+
+    #[test]
+    fn an_encoding_output_hands_over_records_and_counts_them() {
+        let (tx, _rx) = mpsc::channel(1);
+        let outputs = Outputs::new(vec![tx]).encoding(Arc::new(LineEncoder));
+        let sent = outputs.fan_out(batch(3));
+        let [(_, out)] = sent.as_slice() else {
+            panic!("one pipeline")
+        };
+        assert!(out.entries.is_empty());
+        let logs = out.encoded.as_ref().expect("encoded");
+        assert_eq!(logs.count, 3);
+        assert_eq!(logs.groups[0].records(), b"0\n1\n2\n");
+        assert_eq!(
+            outputs
+                .accepted()
+                .load(std::sync::atomic::Ordering::Relaxed),
+            3
+        );
+        // A batch of only tokens (every entry filtered out) goes on as it is.
+        let sent = outputs.fan_out(batch(0));
+        assert!(sent[0].1.encoded.is_none());
+    }
+
+    #[test]
+    fn outputs_to_several_pipelines_copy_entries() {
+        let (a, _ra) = mpsc::channel(1);
+        let (b, _rb) = mpsc::channel(1);
+        let outputs = Outputs::new(vec![a, b]);
+        let sent = outputs.fan_out(batch(2));
+        assert_eq!(sent.len(), 2);
+        for (_, copy) in &sent {
+            assert_eq!(copy.entries.len(), 2);
+            assert!(copy.encoded.is_none());
+        }
+        assert_eq!(
+            outputs
+                .accepted()
+                .load(std::sync::atomic::Ordering::Relaxed),
+            2
+        );
     }
 }
