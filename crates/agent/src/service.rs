@@ -120,7 +120,7 @@ impl Service {
 
         // Each receiver's pipelines: their input, and the encoder the receiver may encode
         // with if it feeds only that pipeline (see `Outputs::encoding`).
-        type Input = (mpsc::Sender<Batch>, Option<Arc<dyn RecordEncoder>>);
+        type Input = (mpsc::Sender<Batch>, Option<(Arc<dyn RecordEncoder>, usize)>);
         let mut receiver_outputs: HashMap<&ComponentId, Vec<Input>> = HashMap::new();
         for (name, pipeline) in &config.pipelines {
             let (input_tx, mut rx) = mpsc::channel::<Batch>(INPUT_CAPACITY);
@@ -186,7 +186,9 @@ impl Service {
                 None => None,
             };
             let outputs = match <[Input; 1]>::try_from(inputs) {
-                Ok([(sender, Some(encoder))]) => Outputs::new(vec![sender]).encoding(encoder),
+                Ok([(sender, Some((encoder, batch_size)))]) => {
+                    Outputs::new(vec![sender]).encoding(encoder, batch_size)
+                }
                 Ok([(sender, None)]) => Outputs::new(vec![sender]),
                 Err(inputs) => Outputs::new(inputs.into_iter().map(|(s, _)| s).collect()),
             };
@@ -308,14 +310,24 @@ fn record_encoder(
 }
 
 /// The record encoder a receiver that feeds only this pipeline encodes its batches with
-/// (`Outputs::encoding`): the pipeline's, when its one processor is the `batch` that
-/// encodes, which then merges the records instead of encoding them.
+/// (`Outputs::encoding`), and the batch size to gather: the pipeline's, when its one
+/// processor is the `batch` that encodes, which then merges the records instead of
+/// encoding them.
 fn receiver_encoder(
     config: &AgentConfig,
     pipeline: &crate::config::Pipeline,
     tapped: bool,
-) -> Option<Arc<dyn RecordEncoder>> {
-    record_encoder(config, pipeline, tapped).filter(|_| pipeline.processors.len() == 1)
+) -> Option<(Arc<dyn RecordEncoder>, usize)> {
+    let [only] = pipeline.processors.as_slice() else {
+        return None;
+    };
+    let ProcessorConfig::Batch(batch) = &config.processors[only] else {
+        return None;
+    };
+    Some((
+        record_encoder(config, pipeline, tapped)?,
+        batch.send_batch_size,
+    ))
 }
 
 /// Hands each batch to every exporter of the pipeline; each gets its own holders of the

@@ -99,25 +99,37 @@ impl EncodedLogs {
     /// `entries` encoded, in one group per resource and scope (as many as they need).
     pub fn of_entries(encoder: &dyn RecordEncoder, entries: &[Entry]) -> EncodedLogs {
         let mut logs = EncodedLogs::default();
+        logs.push_entries(encoder, entries, entries.len());
+        logs
+    }
+
+    /// Encodes `entries` after the records already here, into the group of each one's
+    /// resource and scope (a new group if there is none). The first group reserves room
+    /// for `expected` records in all (the entries after its first are likely of it too);
+    /// others grow as they need.
+    pub fn push_entries(
+        &mut self,
+        encoder: &dyn RecordEncoder,
+        entries: &[Entry],
+        expected: usize,
+    ) {
         let mut last = 0;
-        for (i, entry) in entries.iter().enumerate() {
-            last = match logs.group_of(entry, last) {
+        for entry in entries {
+            last = match self.group_of(entry, last) {
                 Some(at) => at,
                 None => {
-                    logs.groups
+                    self.groups
                         .push(encoder.start(&entry.resource, &entry.scope_name));
-                    logs.groups.len() - 1
+                    self.groups.len() - 1
                 }
             };
-            let group = &mut logs.groups[last];
+            let group = &mut self.groups[last];
             encoder.push(group, entry);
-            if group.count == 1 {
-                // The rest of the entries are likely of this group too.
-                group.reserve_records(entries.len() - i - 1);
+            if group.count == 1 && last == 0 {
+                group.reserve_records(expected.saturating_sub(1));
             }
         }
-        logs.count = entries.len();
-        logs
+        self.count += entries.len();
     }
 
     /// The group of `entry`'s resource and scope, looked for at `hint` first (where the

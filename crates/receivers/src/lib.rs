@@ -147,6 +147,8 @@ pub struct Outputs {
     accepted: Arc<AtomicU64>,
     /// Encodes the entries before they are handed over (see [`Outputs::encoding`]).
     encoder: Option<Arc<dyn RecordEncoder>>,
+    /// How many records the pipeline's batch processor sends at once.
+    batch_size: usize,
 }
 
 impl Outputs {
@@ -155,17 +157,42 @@ impl Outputs {
             senders,
             accepted: Arc::default(),
             encoder: None,
+            batch_size: 0,
         }
     }
 
     /// Hands batches over as encoded records (and frees their entries, here on the
     /// receiver's thread, while they are still in its cache). For one pipeline whose only
-    /// processor is a `batch` that encodes: it would encode every entry anyway, the moment
-    /// it arrived.
-    pub fn encoding(mut self, encoder: Arc<dyn RecordEncoder>) -> Self {
+    /// processor is a `batch` that encodes, sending `batch_size` records at once: it would
+    /// encode every entry anyway, the moment it arrived. A receiver may gather that many
+    /// records before handing them over ([`Outputs::gather`]).
+    pub fn encoding(mut self, encoder: Arc<dyn RecordEncoder>, batch_size: usize) -> Self {
         debug_assert_eq!(self.senders.len(), 1, "one pipeline");
         self.encoder = Some(encoder);
+        self.batch_size = batch_size;
         self
+    }
+
+    /// Encodes `batch` into `gathered` and takes its tokens, if this output encodes, and
+    /// returns whether `gathered` now holds a batch processor's worth of records (to be
+    /// handed over: the batch processor then sends it as it is, without copying it). A
+    /// batch this output does not encode is handed back.
+    pub fn gather(&self, gathered: &mut Batch, mut batch: Batch) -> Result<bool, Batch> {
+        let Some(encoder) = &self.encoder else {
+            return Err(batch);
+        };
+        gathered
+            .encoded
+            .get_or_insert_with(Default::default)
+            .push_entries(
+                encoder.as_ref(),
+                &batch.entries,
+                self.batch_size.max(batch.entries.len()),
+            );
+        // The entries are freed here and now.
+        drop(std::mem::take(&mut batch.entries));
+        gathered.acks.append(&mut batch.acks);
+        Ok(gathered.len() >= self.batch_size)
     }
 
     /// The count of records this receiver handed to its pipelines, for self-metrics.
@@ -231,7 +258,7 @@ mod tests {
     #[test]
     fn an_encoding_output_hands_over_records_and_counts_them() {
         let (tx, _rx) = mpsc::channel(1);
-        let outputs = Outputs::new(vec![tx]).encoding(Arc::new(LineEncoder));
+        let outputs = Outputs::new(vec![tx]).encoding(Arc::new(LineEncoder), 4);
         let sent = outputs.fan_out(batch(3));
         let [(_, out)] = sent.as_slice() else {
             panic!("one pipeline")
@@ -249,6 +276,23 @@ mod tests {
         // A batch of only tokens (every entry filtered out) goes on as it is.
         let sent = outputs.fan_out(batch(0));
         assert!(sent[0].1.encoded.is_none());
+    }
+
+    #[test]
+    fn an_encoding_output_gathers_a_batch_processors_worth() {
+        let (tx, _rx) = mpsc::channel(1);
+        let outputs = Outputs::new(vec![tx]).encoding(Arc::new(LineEncoder), 4);
+        let mut gathered = Batch::default();
+        assert_eq!(outputs.gather(&mut gathered, batch(3)).ok(), Some(false));
+        assert_eq!(outputs.gather(&mut gathered, batch(2)).ok(), Some(true));
+        assert!(gathered.entries.is_empty());
+        let logs = gathered.encoded.as_ref().unwrap();
+        assert_eq!((logs.count, logs.groups.len()), (5, 1));
+        assert_eq!(logs.groups[0].records(), b"0\n1\n2\n0\n1\n");
+        let (tx, _rx) = mpsc::channel(1);
+        let plain = Outputs::new(vec![tx]);
+        let back = plain.gather(&mut Batch::default(), batch(1)).unwrap_err();
+        assert_eq!(back.entries.len(), 1, "not encoding: handed back");
     }
 
     #[test]

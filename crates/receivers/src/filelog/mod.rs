@@ -24,6 +24,7 @@ use crate::Outputs;
 use centimane_core::config::ComponentId;
 use centimane_core::{AckListener, AckStatus, Batch, OperatorChain};
 use crossbeam_channel::{Receiver, Sender, select};
+use std::cell::RefCell;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -203,6 +204,7 @@ fn run(
         outputs,
         runtime,
         stop: tracker.stop_flag(),
+        gathered: RefCell::default(),
     };
     // The first poll happens one interval after start, as in the Collector.
     let mut next_poll = std::time::Instant::now() + poll_interval;
@@ -237,6 +239,7 @@ fn run(
                 if !expired.is_empty() {
                     sender.send(Batch::new(expired, Default::default()));
                 }
+                sender.flush();
                 tracker.save_checkpoint();
                 next_poll = last_poll + poll_interval;
             }
@@ -250,6 +253,7 @@ fn run(
     if !held.is_empty() {
         sender.send(Batch::new(held, Default::default()));
     }
+    sender.flush();
     // Closing our side of the pipeline lets it drain; wait for what is in flight.
     drop(sender);
     let deadline = std::time::Instant::now() + drain_timeout;
@@ -272,16 +276,47 @@ fn run(
 
 /// Hands batches to the pipeline, waiting while its channel is full (backpressure) but
 /// giving up when the receiver is asked to stop.
+///
+/// When the output encodes (`Outputs::encoding`), the records of a poll are gathered until
+/// there are a batch processor's worth, and what is left is handed over when the poll
+/// ends ([`BatchSender::flush`]): while catching up, the batch processor gets full batches
+/// it sends as they are, instead of copying many small ones together.
 struct BatchSender {
     outputs: Outputs,
     runtime: tokio::runtime::Handle,
     stop: Arc<AtomicBool>,
+    gathered: RefCell<Batch>,
 }
 
 impl BatchSender {
     /// False when the batch could not be handed over (stopping, or the pipeline is gone);
     /// its acknowledgement then fails and the offsets stay uncommitted.
     fn send(&self, batch: Batch) -> bool {
+        let mut gathered = self.gathered.borrow_mut();
+        match self.outputs.gather(&mut gathered, batch) {
+            Ok(false) => true,
+            Ok(true) => {
+                let full = std::mem::take(&mut *gathered);
+                drop(gathered);
+                self.hand_over(full)
+            }
+            Err(batch) => {
+                drop(gathered);
+                self.hand_over(batch)
+            }
+        }
+    }
+
+    /// Hands over the records gathered so far (see [`BatchSender`]).
+    fn flush(&self) -> bool {
+        let gathered = std::mem::take(&mut *self.gathered.borrow_mut());
+        if gathered.is_empty() && gathered.acks.is_empty() {
+            return true;
+        }
+        self.hand_over(gathered)
+    }
+
+    fn hand_over(&self, batch: Batch) -> bool {
         for (tx, copy) in self.outputs.fan_out(batch) {
             let mut copy = Some(copy);
             loop {
