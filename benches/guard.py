@@ -32,7 +32,9 @@ def ensure_valgrind():
 
 def measure(binary, work):
     out = os.path.join(work, "callgrind.out")
-    wrap = f"valgrind --tool=callgrind --callgrind-out-file={out} --dump-instr=no --trace-children=no"
+    # `centimane run` starts itself again at once with its allocator settings
+    # (crates/agent/src/allocator.rs): valgrind must follow it into that `exec`.
+    wrap = f"valgrind --tool=callgrind --callgrind-out-file={out} --dump-instr=no --trace-children=yes"
     subprocess.run([sys.executable, os.path.join(HERE, "ingest.py"), "--bin", binary, "--lines", str(LINES),
                     "--runs", "1", "--workloads", "json", "--wrap", wrap, "--timeout", "300",
                     "--keep", os.path.join(work, "run")], check=True, stdout=subprocess.DEVNULL)

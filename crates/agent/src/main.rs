@@ -79,8 +79,11 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
 }
 
 fn main() -> ExitCode {
-    allocator::configure();
     let cli = Cli::parse();
+    // Running the agent is worth starting the process again for its allocator settings;
+    // one-off commands are not.
+    let runs = !cli.version && matches!(cli.command, None | Some(Command::Run { .. }));
+    allocator::configure(runs);
     if cli.version {
         println!("centimane {}", env!("CARGO_PKG_VERSION"));
         components();
