@@ -96,27 +96,22 @@ pub struct RecordGroup {
 }
 
 impl EncodedLogs {
-    /// `entries` encoded, in one group per resource and scope (as many as they need).
-    pub fn of_entries(encoder: &dyn RecordEncoder, entries: &[Entry]) -> EncodedLogs {
-        let mut logs = EncodedLogs::default();
-        logs.push_entries(encoder, entries, entries.len());
-        logs
-    }
-
-    /// Encodes `entries` after the records already here, into the group of each one's
-    /// resource and scope (a new group if there is none). The first group reserves room
-    /// for `expected` records in all (the entries after its first are likely of it too);
-    /// others grow as they need.
+    /// Encodes entries after the records already here, each into the group of its resource
+    /// and scope, a new one if there is none, until an entry would make more than
+    /// `max_groups` groups; returns how many were encoded. The first group reserves room for
+    /// the rest of `entries` (they are likely of its resource too); others grow as they
+    /// need.
     pub fn push_entries(
         &mut self,
         encoder: &dyn RecordEncoder,
         entries: &[Entry],
-        expected: usize,
-    ) {
+        max_groups: usize,
+    ) -> usize {
         let mut last = 0;
-        for entry in entries {
+        for (i, entry) in entries.iter().enumerate() {
             last = match self.group_of(entry, last) {
                 Some(at) => at,
+                None if self.groups.len() >= max_groups => return i,
                 None => {
                     self.groups
                         .push(encoder.start(&entry.resource, &entry.scope_name));
@@ -125,11 +120,12 @@ impl EncodedLogs {
             };
             let group = &mut self.groups[last];
             encoder.push(group, entry);
+            self.count += 1;
             if group.count == 1 && last == 0 {
-                group.reserve_records(expected.saturating_sub(1));
+                group.reserve_records(entries.len() - i - 1);
             }
         }
-        self.count += entries.len();
+        entries.len()
     }
 
     /// The group of `entry`'s resource and scope, looked for at `hint` first (where the
@@ -142,6 +138,10 @@ impl EncodedLogs {
         }
     }
 }
+
+/// The most resource-and-scope groups a batch of encoded records holds: a batch with more
+/// resources is sent in several (finding a record's group is a walk over the groups).
+pub const MAX_GROUPS: usize = 64;
 
 /// The most [`RecordGroup::reserve_records`] reserves ahead.
 const RESERVE_MAX: usize = 16 << 20;
@@ -265,7 +265,8 @@ mod tests {
             entry("4", "a", ""),
             entry("5", "b", ""),
         ];
-        let logs = EncodedLogs::of_entries(&LineEncoder, &entries);
+        let mut logs = EncodedLogs::default();
+        assert_eq!(logs.push_entries(&LineEncoder, &entries, MAX_GROUPS), 5);
         assert_eq!(logs.count, 5);
         let groups: Vec<_> = logs
             .groups
@@ -289,10 +290,24 @@ mod tests {
         );
         assert_eq!(logs.group_of(&entries[4], 0), Some(1), "past a wrong hint");
         assert_eq!(logs.group_of(&entry("6", "c", ""), 0), None);
-        assert_eq!(
-            EncodedLogs::of_entries(&LineEncoder, &[]),
-            EncodedLogs::default()
-        );
+        let mut empty = EncodedLogs::default();
+        assert_eq!(empty.push_entries(&LineEncoder, &[], MAX_GROUPS), 0);
+        assert_eq!(empty, EncodedLogs::default());
+    }
+
+    #[test]
+    fn encoding_stops_before_a_group_beyond_the_limit() {
+        let entries = [
+            entry("1", "a", ""),
+            entry("2", "b", ""),
+            entry("3", "a", ""),
+            entry("4", "c", ""),
+            entry("5", "a", ""),
+        ];
+        let mut logs = EncodedLogs::default();
+        assert_eq!(logs.push_entries(&LineEncoder, &entries, 2), 3);
+        assert_eq!((logs.count, logs.groups.len()), (3, 2));
+        assert_eq!(logs.groups[0].records(), b"1\n3\n");
     }
 
     #[test]
@@ -300,7 +315,8 @@ mod tests {
         let entries: Vec<Entry> = (0..100)
             .map(|i| entry(&format!("{i:03}"), "a", ""))
             .collect();
-        let logs = EncodedLogs::of_entries(&LineEncoder, &entries);
+        let mut logs = EncodedLogs::default();
+        logs.push_entries(&LineEncoder, &entries, MAX_GROUPS);
         let group = &logs.groups[0];
         assert_eq!(group.records().len(), 400);
         assert!(

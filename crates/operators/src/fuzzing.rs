@@ -1,6 +1,7 @@
 //! Entry points for the fuzz targets in `fuzz/` (feature `fuzzing`): the pieces that are not
 //! reachable through a chain with arbitrary text alone. Parser targets build chains instead.
-//! Each function must return (never panic) for every input.
+//! Each function must return (never panic) for every input, except where it checks one
+//! implementation against another: a disagreement panics, for the fuzzer to report.
 
 use crate::expr::{Expr, Template};
 use crate::time::LayoutIn;
@@ -37,5 +38,36 @@ pub fn time(layout: &str, value: &str) {
     }
     if let Ok(mut l) = LayoutIn::gotime(layout, jiff::tz::TimeZone::UTC) {
         let _ = l.parse(value, now);
+    }
+}
+
+/// Matches `text` against the Go regex `pattern` with `regex_parser`'s one-pass matcher, if
+/// it takes the pattern, and panics if the result differs from the regex crate's.
+pub fn linear_regex(pattern: &str, text: &str) {
+    use crate::linear_regex::{LinearRegex, Outcome};
+    let translated = crate::go_regex::translate(pattern);
+    let Ok(regex) = regex::Regex::new(&translated) else {
+        return;
+    };
+    let Some(linear) = LinearRegex::new(&translated) else {
+        return;
+    };
+    let mut slots = vec![0; 2 * regex.captures_len()];
+    match linear.find(text.as_bytes(), &mut slots) {
+        Outcome::Matched => {
+            let caps = regex
+                .captures(text)
+                .unwrap_or_else(|| panic!("{translated:?} does not match {text:?}"));
+            for (i, group) in caps.iter().enumerate() {
+                let span = group.map(|m| (m.start(), m.end()));
+                assert_eq!(
+                    span,
+                    Some((slots[2 * i], slots[2 * i + 1])),
+                    "group {i} of {translated:?} in {text:?}"
+                );
+            }
+        }
+        Outcome::NoMatch => assert!(!regex.is_match(text), "{translated:?} matches {text:?}"),
+        Outcome::Undecided => {}
     }
 }

@@ -36,8 +36,7 @@ impl Default for BatchConfig {
     }
 }
 
-/// The most resource-and-scope groups a batch of encoded records holds.
-pub const MAX_GROUPS: usize = 64;
+pub use centimane_core::batch::MAX_GROUPS;
 
 pub(crate) fn parse(config: serde_json::Value) -> Result<BatchConfig, String> {
     let c: BatchConfig =
@@ -173,7 +172,9 @@ async fn encode_into(
 /// Adds records encoded upstream to those waiting: each group's records join the waiting
 /// group of their resource and scope, or become a group; one that would make more than
 /// [`MAX_GROUPS`] groups first sends what waits (both sent batches then hold `batch`'s
-/// tokens). Returns false when the next stage is gone.
+/// tokens). Records that would make the waiting batch larger than `send_batch_size` go
+/// after it instead, uncopied: a receiver hands over full batches. Returns false when the
+/// next stage is gone.
 async fn merge_encoded(
     pending: &mut Batch,
     mut batch: Batch,
@@ -181,6 +182,13 @@ async fn merge_encoded(
     output: &mpsc::Sender<Batch>,
 ) -> bool {
     debug_assert!(pending.entries.is_empty() && batch.entries.is_empty());
+    if !pending.is_empty()
+        && config.send_batch_size > 0
+        && pending.len() + batch.len() > config.send_batch_size
+        && !send(pending, config, output, true).await
+    {
+        return false;
+    }
     let incoming = batch.encoded.take().expect("encoded records");
     for group in incoming.groups {
         let logs = pending.encoded.get_or_insert_with(Default::default);
@@ -335,7 +343,8 @@ mod tests {
     /// `upstream`.
     fn encoded_if(upstream: bool, mut b: Batch) -> Batch {
         if upstream {
-            let logs = centimane_core::EncodedLogs::of_entries(&LineEncoder, &b.entries);
+            let mut logs = centimane_core::EncodedLogs::default();
+            logs.push_entries(&LineEncoder, &b.entries, usize::MAX);
             b.entries.clear();
             b.encoded = Some(Box::new(logs));
         }
@@ -515,6 +524,33 @@ mod tests {
             assert!(rx.recv().await.is_none());
             assert_eq!(*rec.0.lock().unwrap(), [(7, AckStatus::Delivered)]);
         }
+    }
+
+    /// A receiver's batch that would make the waiting one larger than `send_batch_size`
+    /// goes after it, whole.
+    #[tokio::test]
+    async fn encoded_records_beyond_the_batch_size_follow_those_waiting() {
+        let (tx, mut rx) = start_with(
+            BatchConfig {
+                send_batch_size: 5,
+                timeout: GoDuration::from_secs(3600),
+                ..BatchConfig::default()
+            },
+            Some(Arc::new(LineEncoder)),
+        );
+        tx.send(encoded_if(true, batch(3, None))).await.unwrap();
+        tx.send(encoded_if(true, batch(4, None))).await.unwrap();
+        tx.send(encoded_if(true, batch(1, None))).await.unwrap();
+        let first = rx.recv().await.unwrap();
+        assert_eq!(groups(&first), [(String::new(), "0\n1\n2\n".to_string())]);
+        let second = rx.recv().await.unwrap();
+        assert_eq!(
+            groups(&second),
+            [(String::new(), "0\n1\n2\n3\n0\n".to_string())],
+            "merged up to the batch size"
+        );
+        drop(tx);
+        assert!(rx.recv().await.is_none());
     }
 
     #[test]

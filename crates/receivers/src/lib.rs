@@ -6,7 +6,7 @@ pub mod filelog;
 pub mod otlp;
 
 use centimane_core::config::ComponentId;
-use centimane_core::{Batch, EncodedLogs, OperatorChain, RecordEncoder};
+use centimane_core::{Batch, OperatorChain, RecordEncoder};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
@@ -161,11 +161,10 @@ impl Outputs {
         }
     }
 
-    /// Hands batches over as encoded records (and frees their entries, here on the
-    /// receiver's thread, while they are still in its cache). For one pipeline whose only
-    /// processor is a `batch` that encodes, sending `batch_size` records at once: it would
-    /// encode every entry anyway, the moment it arrived. A receiver may gather that many
-    /// records before handing them over ([`Outputs::gather`]).
+    /// Lets the receiver hand batches over as encoded records, freeing their entries on its
+    /// own thread while they are still in its cache. For one pipeline whose only processor
+    /// is a `batch` that encodes, sending `batch_size` records at once: it would encode
+    /// every entry anyway, the moment it arrived. (`filelog` does; see its `BatchSender`.)
     pub fn encoding(mut self, encoder: Arc<dyn RecordEncoder>, batch_size: usize) -> Self {
         debug_assert_eq!(self.senders.len(), 1, "one pipeline");
         self.encoder = Some(encoder);
@@ -173,26 +172,9 @@ impl Outputs {
         self
     }
 
-    /// Encodes `batch` into `gathered` and takes its tokens, if this output encodes, and
-    /// returns whether `gathered` now holds a batch processor's worth of records (to be
-    /// handed over: the batch processor then sends it as it is, without copying it). A
-    /// batch this output does not encode is handed back.
-    pub fn gather(&self, gathered: &mut Batch, mut batch: Batch) -> Result<bool, Batch> {
-        let Some(encoder) = &self.encoder else {
-            return Err(batch);
-        };
-        gathered
-            .encoded
-            .get_or_insert_with(Default::default)
-            .push_entries(
-                encoder.as_ref(),
-                &batch.entries,
-                self.batch_size.max(batch.entries.len()),
-            );
-        // The entries are freed here and now.
-        drop(std::mem::take(&mut batch.entries));
-        gathered.acks.append(&mut batch.acks);
-        Ok(gathered.len() >= self.batch_size)
+    /// The encoder batches may be handed over with, and the pipeline's batch size.
+    pub(crate) fn encoder(&self) -> Option<(&dyn RecordEncoder, usize)> {
+        self.encoder.as_deref().map(|e| (e, self.batch_size))
     }
 
     /// The count of records this receiver handed to its pipelines, for self-metrics.
@@ -201,16 +183,9 @@ impl Outputs {
     }
 
     /// Copies of `batch`, one per pipeline, paired with their channels.
-    fn fan_out(&self, mut batch: Batch) -> Vec<(&mpsc::Sender<Batch>, Batch)> {
+    fn fan_out(&self, batch: Batch) -> Vec<(&mpsc::Sender<Batch>, Batch)> {
         self.accepted
             .fetch_add(batch.len() as u64, std::sync::atomic::Ordering::Relaxed);
-        if let Some(encoder) = &self.encoder
-            && !batch.entries.is_empty()
-        {
-            let logs = EncodedLogs::of_entries(encoder.as_ref(), &batch.entries);
-            batch.entries = Vec::new();
-            batch.encoded = Some(Box::new(logs));
-        }
         let mut out = Vec::with_capacity(self.senders.len());
         let (last, rest) = match self.senders.split_last() {
             Some(split) => split,
@@ -227,72 +202,11 @@ impl Outputs {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use centimane_core::{AckSet, Entry, Map, RecordGroup, Text};
-
-    /// Writes each record as its body and a newline.
-    struct LineEncoder;
-
-    impl RecordEncoder for LineEncoder {
-        fn start(&self, resource: &Map, scope_name: &Text) -> RecordGroup {
-            RecordGroup {
-                resource: resource.clone(),
-                scope_name: scope_name.clone(),
-                ..RecordGroup::default()
-            }
-        }
-
-        fn push(&self, group: &mut RecordGroup, entry: &Entry) {
-            group
-                .bytes
-                .extend_from_slice(entry.body.to_text().as_bytes());
-            group.bytes.push(b'\n');
-            group.count += 1;
-        }
-    }
+    use centimane_core::{AckSet, Entry};
 
     fn batch(n: usize) -> Batch {
         let entries = (0..n).map(|i| Entry::new((i as i64).into())).collect();
         Batch::new(entries, AckSet::default())
-    }
-
-    #[test]
-    fn an_encoding_output_hands_over_records_and_counts_them() {
-        let (tx, _rx) = mpsc::channel(1);
-        let outputs = Outputs::new(vec![tx]).encoding(Arc::new(LineEncoder), 4);
-        let sent = outputs.fan_out(batch(3));
-        let [(_, out)] = sent.as_slice() else {
-            panic!("one pipeline")
-        };
-        assert!(out.entries.is_empty());
-        let logs = out.encoded.as_ref().expect("encoded");
-        assert_eq!(logs.count, 3);
-        assert_eq!(logs.groups[0].records(), b"0\n1\n2\n");
-        assert_eq!(
-            outputs
-                .accepted()
-                .load(std::sync::atomic::Ordering::Relaxed),
-            3
-        );
-        // A batch of only tokens (every entry filtered out) goes on as it is.
-        let sent = outputs.fan_out(batch(0));
-        assert!(sent[0].1.encoded.is_none());
-    }
-
-    #[test]
-    fn an_encoding_output_gathers_a_batch_processors_worth() {
-        let (tx, _rx) = mpsc::channel(1);
-        let outputs = Outputs::new(vec![tx]).encoding(Arc::new(LineEncoder), 4);
-        let mut gathered = Batch::default();
-        assert_eq!(outputs.gather(&mut gathered, batch(3)).ok(), Some(false));
-        assert_eq!(outputs.gather(&mut gathered, batch(2)).ok(), Some(true));
-        assert!(gathered.entries.is_empty());
-        let logs = gathered.encoded.as_ref().unwrap();
-        assert_eq!((logs.count, logs.groups.len()), (5, 1));
-        assert_eq!(logs.groups[0].records(), b"0\n1\n2\n0\n1\n");
-        let (tx, _rx) = mpsc::channel(1);
-        let plain = Outputs::new(vec![tx]);
-        let back = plain.gather(&mut Batch::default(), batch(1)).unwrap_err();
-        assert_eq!(back.entries.len(), 1, "not encoding: handed back");
     }
 
     #[test]

@@ -21,15 +21,16 @@ pub use config::{
 };
 
 use crate::Outputs;
+use centimane_core::batch::MAX_GROUPS;
 use centimane_core::config::ComponentId;
 use centimane_core::{AckListener, AckStatus, Batch, OperatorChain};
 use crossbeam_channel::{Receiver, Sender, select};
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tracker::Tracker;
 
 /// The `operators:` list preceded by `add` operators for the receiver-level `attributes`
@@ -200,12 +201,7 @@ fn run(
         drain_timeout,
         ..
     } = setup;
-    let sender = BatchSender {
-        outputs,
-        runtime,
-        stop: tracker.stop_flag(),
-        gathered: RefCell::default(),
-    };
+    let sender = BatchSender::new(outputs, runtime, tracker.stop_flag());
     // The first poll happens one interval after start, as in the Collector.
     let mut next_poll = std::time::Instant::now() + poll_interval;
     let mut last_poll = std::time::Instant::now();
@@ -277,38 +273,91 @@ fn run(
 /// Hands batches to the pipeline, waiting while its channel is full (backpressure) but
 /// giving up when the receiver is asked to stop.
 ///
-/// When the output encodes (`Outputs::encoding`), the records of a poll are gathered until
-/// there are a batch processor's worth, and what is left is handed over when the poll
-/// ends ([`BatchSender::flush`]): while catching up, the batch processor gets full batches
-/// it sends as they are, instead of copying many small ones together.
+/// When the output encodes (`Outputs::encoding`), records are gathered until there are a
+/// batch processor's worth, at most [`GATHER_WAIT`] (checked after each batch and each
+/// file) or until the poll ends ([`BatchSender::flush`]): while catching up, the batch
+/// processor gets full batches and sends them as they are, instead of copying many small
+/// ones together. A batch whose entries need more than `MAX_GROUPS` resource-and-scope
+/// groups goes in several.
 struct BatchSender {
     outputs: Outputs,
     runtime: tokio::runtime::Handle,
     stop: Arc<AtomicBool>,
     gathered: RefCell<Batch>,
+    /// When the oldest gathered record was.
+    gathered_at: Cell<Option<Instant>>,
 }
 
+/// The longest records wait in a receiver to be gathered, before the batch processor's own
+/// `timeout` starts for them.
+const GATHER_WAIT: Duration = Duration::from_millis(100);
+
 impl BatchSender {
+    fn new(outputs: Outputs, runtime: tokio::runtime::Handle, stop: Arc<AtomicBool>) -> Self {
+        BatchSender {
+            outputs,
+            runtime,
+            stop,
+            gathered: RefCell::default(),
+            gathered_at: Cell::new(None),
+        }
+    }
+
     /// False when the batch could not be handed over (stopping, or the pipeline is gone);
     /// its acknowledgement then fails and the offsets stay uncommitted.
-    fn send(&self, batch: Batch) -> bool {
-        let mut gathered = self.gathered.borrow_mut();
-        match self.outputs.gather(&mut gathered, batch) {
-            Ok(false) => true,
-            Ok(true) => {
+    fn send(&self, mut batch: Batch) -> bool {
+        let Some((encoder, batch_size)) = self.outputs.encoder() else {
+            return self.hand_over(batch);
+        };
+        let mut done = 0;
+        loop {
+            let mut gathered = self.gathered.borrow_mut();
+            let catching_up = !gathered.is_empty();
+            let logs = gathered.encoded.get_or_insert_with(Default::default);
+            done += logs.push_entries(encoder, &batch.entries[done..], MAX_GROUPS);
+            if done < batch.entries.len() {
+                // The rest needs groups beyond the limit: what is gathered goes first, and
+                // holds this batch's tokens too.
+                gathered.acks.append(&mut batch.acks.clone());
                 let full = std::mem::take(&mut *gathered);
                 drop(gathered);
-                self.hand_over(full)
+                self.gathered_at.set(None);
+                if !self.hand_over(full) {
+                    return false;
+                }
+                continue;
             }
-            Err(batch) => {
-                drop(gathered);
-                self.hand_over(batch)
+            if catching_up && let [group] = logs.groups.as_mut_slice() {
+                // A second batch in one poll: room for a whole batch processor's worth.
+                group.reserve_records(batch_size.saturating_sub(group.count));
             }
+            // The entries are freed here and now.
+            drop(std::mem::take(&mut batch.entries));
+            gathered.acks.append(&mut batch.acks);
+            if self.gathered_at.get().is_none() {
+                self.gathered_at.set(Some(Instant::now()));
+            }
+            let full = gathered.len() >= batch_size;
+            drop(gathered);
+            return if full {
+                self.flush()
+            } else {
+                self.flush_waited()
+            };
+        }
+    }
+
+    /// Hands over what was gathered if it has waited [`GATHER_WAIT`].
+    fn flush_waited(&self) -> bool {
+        match self.gathered_at.get() {
+            Some(since) if since.elapsed() >= GATHER_WAIT => self.flush(),
+            _ => true,
         }
     }
 
     /// Hands over the records gathered so far (see [`BatchSender`]).
     fn flush(&self) -> bool {
+        self.gathered_at.set(None);
         let gathered = std::mem::take(&mut *self.gathered.borrow_mut());
         if gathered.is_empty() && gathered.acks.is_empty() {
             return true;
@@ -336,5 +385,138 @@ impl BatchSender {
             }
         }
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use centimane_core::{AckSet, AckToken, Entry, Map, RecordEncoder, RecordGroup, Text, Value};
+    use std::sync::Mutex;
+    use tokio::sync::mpsc;
+
+    /// Writes each record as its body and a newline.
+    struct LineEncoder;
+
+    impl RecordEncoder for LineEncoder {
+        fn start(&self, resource: &Map, scope_name: &Text) -> RecordGroup {
+            RecordGroup {
+                resource: resource.clone(),
+                scope_name: scope_name.clone(),
+                ..RecordGroup::default()
+            }
+        }
+
+        fn push(&self, group: &mut RecordGroup, entry: &Entry) {
+            group
+                .bytes
+                .extend_from_slice(entry.body.to_text().as_bytes());
+            group.bytes.push(b'\n');
+            group.count += 1;
+        }
+    }
+
+    #[derive(Default)]
+    struct Recorder(Mutex<Vec<(u64, AckStatus)>>);
+    impl AckListener for Recorder {
+        fn on_ack(&self, id: u64, status: AckStatus) {
+            self.0.lock().unwrap().push((id, status));
+        }
+    }
+
+    fn batch(n: usize, acks: AckSet) -> Batch {
+        let entries = (0..n).map(|i| Entry::new((i as i64).into())).collect();
+        Batch::new(entries, acks)
+    }
+
+    /// A sender encoding for a pipeline that sends `batch_size` records at once, and what
+    /// it hands over.
+    fn sender(batch_size: usize) -> (BatchSender, mpsc::Receiver<Batch>, tokio::runtime::Runtime) {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        let (tx, rx) = mpsc::channel(16);
+        let outputs = Outputs::new(vec![tx]).encoding(Arc::new(LineEncoder), batch_size);
+        let sender = BatchSender::new(outputs, runtime.handle().clone(), Arc::default());
+        (sender, rx, runtime)
+    }
+
+    fn records(b: &Batch) -> String {
+        let logs = b.encoded.as_ref().expect("encoded");
+        logs.groups
+            .iter()
+            .map(|g| String::from_utf8(g.records().to_vec()).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn records_are_gathered_up_to_the_batch_size_and_flushed_at_the_end() {
+        let (sender, mut rx, _rt) = sender(4);
+        assert!(sender.send(batch(3, AckSet::default())));
+        assert!(rx.try_recv().is_err(), "gathering");
+        assert!(sender.send(batch(2, AckSet::default())));
+        let full = rx.try_recv().unwrap();
+        assert!(full.entries.is_empty());
+        assert_eq!(records(&full), "0\n1\n2\n0\n1\n");
+        assert!(sender.send(batch(1, AckSet::default())));
+        assert!(rx.try_recv().is_err());
+        assert!(sender.flush());
+        assert_eq!(records(&rx.try_recv().unwrap()), "0\n");
+        assert!(sender.flush());
+        assert!(rx.try_recv().is_err(), "nothing left");
+    }
+
+    #[test]
+    fn gathered_records_wait_at_most_a_while() {
+        let (sender, mut rx, _rt) = sender(1000);
+        assert!(sender.send(batch(1, AckSet::default())));
+        assert!(sender.flush_waited());
+        assert!(rx.try_recv().is_err());
+        std::thread::sleep(GATHER_WAIT);
+        assert!(sender.flush_waited());
+        assert_eq!(records(&rx.try_recv().unwrap()), "0\n");
+    }
+
+    #[test]
+    fn a_batch_of_many_resources_goes_in_several_holding_its_tokens() {
+        let (sender, mut rx, _rt) = sender(1000);
+        let rec = Arc::new(Recorder::default());
+        let mut hosts = batch(MAX_GROUPS + 1, AckSet::from(AckToken::new(7, rec.clone())));
+        for (i, e) in hosts.entries.iter_mut().enumerate() {
+            e.resource
+                .insert("host".into(), Value::from(format!("h{i}")));
+        }
+        assert!(sender.send(hosts));
+        let first = rx.try_recv().unwrap();
+        assert_eq!(first.encoded.as_ref().unwrap().groups.len(), MAX_GROUPS);
+        assert!(sender.flush());
+        let second = rx.try_recv().unwrap();
+        assert_eq!(second.len(), 1);
+        first.acks.delivered();
+        assert!(
+            rec.0.lock().unwrap().is_empty(),
+            "the rest is not delivered yet"
+        );
+        second.acks.delivered();
+        assert_eq!(*rec.0.lock().unwrap(), [(7, AckStatus::Delivered)]);
+    }
+
+    #[test]
+    fn without_an_encoder_batches_go_as_they_are() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        let (tx, mut rx) = mpsc::channel(4);
+        let sender = BatchSender::new(
+            Outputs::new(vec![tx]),
+            runtime.handle().clone(),
+            Arc::default(),
+        );
+        assert!(sender.send(batch(2, AckSet::default())));
+        let got = rx.try_recv().unwrap();
+        assert_eq!(got.entries.len(), 2);
+        assert!(got.encoded.is_none());
     }
 }

@@ -376,6 +376,7 @@ impl Tracker {
         for key in lost {
             if !self.delete_after_read {
                 self.read_file(key, chain, sender);
+                sender.flush_waited();
             }
             if let Some(f) = self.files.get_mut(&key) {
                 f.handle = None;
@@ -386,6 +387,7 @@ impl Tracker {
                 break;
             }
             self.read_file(*key, chain, sender);
+            sender.flush_waited();
             if i >= self.max_open_files
                 && let Some(f) = self.files.get_mut(key)
             {
