@@ -23,8 +23,8 @@
 //! −16% CPU, regex-ingest −10%, at the same peak RSS (`benches/README.md`, sixth round).
 //! That setting exists only as a tunable, read from `GLIBC_TUNABLES` when a program
 //! starts; so `centimane run` starts itself again, once, with the settings in that variable
-//! (`execv` of `/proc/self/exe`: the same process id, the same binary even if it was
-//! replaced on disk meanwhile). The new run applies the other settings with `mallopt` too,
+//! (`execv`: the same process id; the binary at the path it was started from, or through
+//! `/proc/self/exe` if that path is gone, replaced during an upgrade). The new run applies the other settings with `mallopt` too,
 //! in case its glibc ignored the variable. If the restart fails, or the process runs in
 //! glibc's secure mode (set-user-id or file capabilities, where glibc ignores tunables),
 //! the agent goes on with the settings `mallopt` can make.
@@ -142,9 +142,10 @@ fn tunables(chosen: &dyn Fn(&str, &str) -> bool) -> String {
     out
 }
 
-/// Replaces the process with a new run of its program (`/proc/self/exe`), same arguments,
-/// with `added` after the `given` tunables. Calls `execv` itself: on failure nothing else
-/// about the process (signal dispositions, mask) has changed.
+/// Replaces the process with a new run of its program, same arguments, with `added` after
+/// the `given` tunables. Calls `execv` itself: on failure nothing else about the process
+/// (signal dispositions, mask) has changed. The program's path comes first (valgrind, which
+/// runs the agent as its client, knows it by that path, not by `/proc/self/exe`).
 #[cfg(all(target_os = "linux", target_env = "gnu", not(feature = "mimalloc")))]
 fn restart_with(given: &str, added: &str) {
     use std::ffi::CString;
@@ -155,6 +156,9 @@ fn restart_with(given: &str, added: &str) {
     else {
         return;
     };
+    let program = std::env::current_exe()
+        .ok()
+        .and_then(|p| CString::new(p.into_os_string().into_vec()).ok());
     let mut argv: Vec<*const libc::c_char> = args.iter().map(|a| a.as_ptr()).collect();
     argv.push(std::ptr::null());
     let all = if given.is_empty() {
@@ -163,10 +167,13 @@ fn restart_with(given: &str, added: &str) {
         format!("{given}:{added}")
     };
     // SAFETY: no other thread exists yet, so nothing reads the environment concurrently;
-    // `argv` is a null-terminated array of pointers into `args`, alive across the call.
+    // `argv` is a null-terminated array of pointers into `args`, alive across the calls.
     let error = unsafe {
         std::env::set_var("GLIBC_TUNABLES", &all);
         std::env::set_var(RESTARTED, added);
+        if let Some(path) = program.as_ref() {
+            libc::execv(path.as_ptr(), argv.as_ptr());
+        }
         libc::execv(c"/proc/self/exe".as_ptr(), argv.as_ptr());
         let error = std::io::Error::last_os_error();
         if given.is_empty() {
