@@ -221,13 +221,15 @@ impl SharedBatch {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::value::Value;
+/// A record encoder for tests: each record is its body and a newline, after one byte of
+/// room.
+#[cfg(any(test, feature = "testing"))]
+pub mod testing {
+    use super::{RecordEncoder, RecordGroup};
+    use crate::entry::Entry;
+    use crate::value::{Map, Text};
 
-    /// Writes each record as its body and a newline, after one byte of room.
-    struct LineEncoder;
+    pub struct LineEncoder;
 
     impl RecordEncoder for LineEncoder {
         fn start(&self, resource: &Map, scope_name: &Text) -> RecordGroup {
@@ -248,6 +250,13 @@ mod tests {
             group.count += 1;
         }
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::LineEncoder;
+    use super::*;
+    use crate::value::Value;
 
     fn entry(body: &str, host: &str, scope: &str) -> Entry {
         let mut e = Entry::new(body.into());

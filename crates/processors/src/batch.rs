@@ -268,7 +268,8 @@ async fn send(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use centimane_core::{AckListener, AckSet, AckStatus, AckToken, Entry, Map, Text, Value};
+    use centimane_core::batch::testing::LineEncoder;
+    use centimane_core::{AckListener, AckSet, AckStatus, AckToken, Entry, Value};
     use std::sync::{Arc, Mutex};
     use std::time::Duration;
 
@@ -297,29 +298,6 @@ mod tests {
         let (out_tx, out_rx) = mpsc::channel(16);
         tokio::spawn(run("batch".parse().unwrap(), c, encoder, in_rx, out_tx));
         (in_tx, out_rx)
-    }
-
-    /// Writes each record as its body and a newline, after two bytes of room.
-    struct LineEncoder;
-
-    impl RecordEncoder for LineEncoder {
-        fn start(&self, resource: &Map, scope_name: &Text) -> RecordGroup {
-            RecordGroup {
-                resource: resource.clone(),
-                scope_name: scope_name.clone(),
-                bytes: vec![0; 2],
-                prefix: 2,
-                count: 0,
-            }
-        }
-
-        fn push(&self, group: &mut RecordGroup, entry: &Entry) {
-            group
-                .bytes
-                .extend_from_slice(entry.body.to_text().as_bytes());
-            group.bytes.push(b'\n');
-            group.count += 1;
-        }
     }
 
     /// Each group's host and records.

@@ -391,30 +391,10 @@ impl BatchSender {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use centimane_core::{AckSet, AckToken, Entry, Map, RecordEncoder, RecordGroup, Text, Value};
+    use centimane_core::batch::testing::LineEncoder;
+    use centimane_core::{AckSet, AckToken, Entry, Value};
     use std::sync::Mutex;
     use tokio::sync::mpsc;
-
-    /// Writes each record as its body and a newline.
-    struct LineEncoder;
-
-    impl RecordEncoder for LineEncoder {
-        fn start(&self, resource: &Map, scope_name: &Text) -> RecordGroup {
-            RecordGroup {
-                resource: resource.clone(),
-                scope_name: scope_name.clone(),
-                ..RecordGroup::default()
-            }
-        }
-
-        fn push(&self, group: &mut RecordGroup, entry: &Entry) {
-            group
-                .bytes
-                .extend_from_slice(entry.body.to_text().as_bytes());
-            group.bytes.push(b'\n');
-            group.count += 1;
-        }
-    }
 
     #[derive(Default)]
     struct Recorder(Mutex<Vec<(u64, AckStatus)>>);
