@@ -139,15 +139,7 @@ impl From<AckToken> for AckSet {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::Mutex;
-
-    #[derive(Default)]
-    struct Recorder(Mutex<Vec<(u64, AckStatus)>>);
-    impl AckListener for Recorder {
-        fn on_ack(&self, id: u64, status: AckStatus) {
-            self.0.lock().unwrap().push((id, status));
-        }
-    }
+    use crate::testing::AckRecorder as Recorder;
 
     #[test]
     fn delivered_only_when_every_holder_delivers() {

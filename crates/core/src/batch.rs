@@ -221,41 +221,10 @@ impl SharedBatch {
     }
 }
 
-/// A record encoder for tests: each record is its body and a newline, after one byte of
-/// room.
-#[cfg(any(test, feature = "testing"))]
-pub mod testing {
-    use super::{RecordEncoder, RecordGroup};
-    use crate::entry::Entry;
-    use crate::value::{Map, Text};
-
-    pub struct LineEncoder;
-
-    impl RecordEncoder for LineEncoder {
-        fn start(&self, resource: &Map, scope_name: &Text) -> RecordGroup {
-            RecordGroup {
-                resource: resource.clone(),
-                scope_name: scope_name.clone(),
-                bytes: vec![0],
-                prefix: 1,
-                count: 0,
-            }
-        }
-
-        fn push(&self, group: &mut RecordGroup, entry: &Entry) {
-            group
-                .bytes
-                .extend_from_slice(entry.body.to_text().as_bytes());
-            group.bytes.push(b'\n');
-            group.count += 1;
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use super::testing::LineEncoder;
     use super::*;
+    use crate::testing::LineEncoder;
     use crate::value::Value;
 
     fn entry(body: &str, host: &str, scope: &str) -> Entry {

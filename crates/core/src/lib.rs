@@ -15,6 +15,8 @@ mod json;
 pub mod map;
 pub mod operator;
 pub mod recycle;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 pub mod transport;
 pub mod value;
 

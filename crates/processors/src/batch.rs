@@ -268,18 +268,10 @@ async fn send(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use centimane_core::batch::testing::LineEncoder;
-    use centimane_core::{AckListener, AckSet, AckStatus, AckToken, Entry, Value};
-    use std::sync::{Arc, Mutex};
+    use centimane_core::testing::{AckRecorder as Recorder, LineEncoder};
+    use centimane_core::{AckSet, AckStatus, AckToken, Entry, Value};
+    use std::sync::Arc;
     use std::time::Duration;
-
-    #[derive(Default)]
-    struct Recorder(Mutex<Vec<(u64, AckStatus)>>);
-    impl AckListener for Recorder {
-        fn on_ack(&self, id: u64, status: AckStatus) {
-            self.0.lock().unwrap().push((id, status));
-        }
-    }
 
     fn batch(n: usize, token: Option<AckToken>) -> Batch {
         let entries = (0..n).map(|i| Entry::new((i as i64).into())).collect();
