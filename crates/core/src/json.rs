@@ -249,8 +249,7 @@ impl Reader<'_> {
             }
             self.at += 1;
             self.skip_ws();
-            let value = self.value(depth + 1)?;
-            self.pending.push((key, value));
+            self.push_entry(key, depth + 1)?;
             self.skip_ws();
             match self.peek()? {
                 b',' => {
@@ -264,6 +263,61 @@ impl Reader<'_> {
                 _ => return None,
             }
         }
+    }
+
+    /// Reads the value at `at` and pushes it with `key` onto the stack. A scalar is written
+    /// straight into the stack's next slot: returned and then moved there, its bytes were
+    /// read back right after being written in other pieces, which stalled the CPU (store
+    /// forwarding fails) at every field.
+    #[inline(always)]
+    fn push_entry(&mut self, key: Text, depth: usize) -> Option<()> {
+        if let b'{' | b'[' = self.peek()? {
+            let value = self.value(depth)?;
+            self.pending.push((key, value));
+            return Some(());
+        }
+        self.pending.reserve(1);
+        let len = self.pending.len();
+        // SAFETY: the room at `len` was reserved above and reading a scalar does not touch
+        // `pending`, so the slot stays where it is; its value is written before its key and
+        // the length grows only once both are there.
+        unsafe {
+            let slot = self.pending.as_mut_ptr().add(len);
+            self.scalar_into(&raw mut (*slot).1)?;
+            (&raw mut (*slot).0).write(key);
+            self.pending.set_len(len + 1);
+        }
+        Some(())
+    }
+
+    /// A string, number or literal at `at`, written to `out` (left untouched on `None`).
+    ///
+    /// # Safety
+    /// `out` is valid for writes and not inside `pending`'s initialised entries.
+    #[inline(always)]
+    unsafe fn scalar_into(&mut self, out: *mut Value) -> Option<()> {
+        let value = match self.peek()? {
+            b'"' => {
+                let start = self.at + 1;
+                let end = self.plain_run(start)?;
+                if self.bytes[end] == b'"' {
+                    self.at = end + 1;
+                    // Built in place (see `push_entry`).
+                    // SAFETY: as the caller vouches.
+                    unsafe { out.write(Value::Str(Text::from(&self.text[start..end]))) };
+                    return Some(());
+                }
+                Value::Str(self.escaped_string(start, end)?)
+            }
+            b't' => self.literal(b"true", Value::Bool(true))?,
+            b'f' => self.literal(b"false", Value::Bool(false))?,
+            b'n' => self.literal(b"null", Value::Null)?,
+            b'-' | b'0'..=b'9' => self.number()?,
+            _ => return None,
+        };
+        // SAFETY: as the caller vouches.
+        unsafe { out.write(value) };
+        Some(())
     }
 
     /// The map of the top-level object whose entries start at `start`, with room for the
@@ -370,6 +424,11 @@ impl Reader<'_> {
             self.at = end + 1;
             return Some(T::from(Text::from(&self.text[start..end])));
         }
+        self.escaped_string(start, end).map(T::from)
+    }
+
+    /// The rest of a string from `start` whose first escape is at `end`.
+    fn escaped_string(&mut self, start: usize, end: usize) -> Option<Text> {
         let mut out = String::from(&self.text[start..end]);
         self.at = end;
         loop {
@@ -394,7 +453,7 @@ impl Reader<'_> {
             self.at = end;
             if self.bytes[end] == b'"' {
                 self.at = end + 1;
-                return Some(T::from(Text::from(out)));
+                return Some(Text::from(out));
             }
         }
     }
@@ -469,6 +528,7 @@ impl Reader<'_> {
     /// A number per the JSON grammar, mapped as serde_json maps it: integers to `u64`/`i64`
     /// (then `Int` or `Double` by `numbers`), anything with a fraction or exponent to a
     /// double (serde_json with `float_roundtrip` rounds as `f64::from_str` does).
+    #[inline(always)]
     fn number(&mut self) -> Option<Value> {
         let start = self.at;
         let negative = self.peek() == Some(b'-');
