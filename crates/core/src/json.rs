@@ -113,6 +113,11 @@ pub(crate) fn parse(text: &str, numbers: NumberMode) -> Option<Value> {
 /// untouched, when serde_json must decide (errors included) or `text` is not an object.
 pub(crate) fn merge_object(text: &str, numbers: NumberMode, into: &mut Map) -> Option<()> {
     with_reader(text, numbers, |r| {
+        if !r.shape.keys.is_empty()
+            && let Some(entries) = into.lend_entries()
+        {
+            return r.merge_in_place(into, entries);
+        }
         if r.peek()? != b'{' {
             return None;
         }
@@ -317,6 +322,31 @@ impl Reader<'_> {
         };
         // SAFETY: as the caller vouches.
         unsafe { out.write(value) };
+        Some(())
+    }
+
+    /// [`merge_object`] while lines keep one layout: the object is read straight into
+    /// `entries`, the vector `into` lent, after the keys already there (the file name).
+    /// Read onto the stack, its entries were copied once more, and the copy read back while
+    /// still being written.
+    fn merge_in_place(&mut self, into: &mut Map, mut entries: Vec<(Text, Value)>) -> Option<()> {
+        let before = entries.len();
+        std::mem::swap(&mut self.pending, &mut entries);
+        let read = self.peek() == Some(b'{') && self.object_entries(0).is_some() && self.at_end();
+        let known = read && self.layout_is_known(before);
+        std::mem::swap(&mut self.pending, &mut entries);
+        if known {
+            into.settle_appended(entries, before);
+            return Some(());
+        }
+        // Another layout, whose keys may repeat, is merged from the stack; what was read of
+        // a line that is not an object is left there, to be dropped.
+        self.pending.extend(entries.drain(before..));
+        into.settle_appended(entries, before);
+        if !read {
+            return None;
+        }
+        into.extend(self.pending.drain(..));
         Some(())
     }
 
@@ -882,6 +912,60 @@ mod tests {
             bytes.insert(i, byte);
             if let Ok(text) = String::from_utf8(bytes) {
                 same(&text);
+            }
+        }
+
+        /// Lines of a few layouts in a row (so that some are read in place, once a layout
+        /// repeats), some cut short, merged into maps that hold keys already (one among
+        /// them, or enough for a hash index): a merged line leaves what merging the map
+        /// serde_json reads leaves, in the same order; a line given up on leaves the map as
+        /// it was.
+        #[test]
+        fn merging_agrees_with_merging_the_parsed_map(
+            lines in proptest::collection::vec(
+                (0usize..4, proptest::collection::vec(json_text(), 3), 0usize..40),
+                1..12,
+            ),
+            present in proptest::collection::vec(("[a-e]", any::<i8>()), 0..3),
+            indexed in any::<bool>(),
+        ) {
+            const LAYOUTS: [&[&str]; 4] = [&["a", "b", "c"], &["a", "b"], &["x", "a", "y"], &["e"]];
+            let mut base = Map::new();
+            for (k, v) in &present {
+                base.insert(k.as_str().into(), Value::Int(i64::from(*v)));
+            }
+            if indexed {
+                for i in 0..crate::map::LINEAR_MAX {
+                    base.insert(format!("k{i}").into(), Value::Null);
+                }
+            }
+            for (layout, values, cut) in &lines {
+                let body: Vec<String> = LAYOUTS[*layout]
+                    .iter()
+                    .zip(values)
+                    .map(|(k, v)| format!("\"{k}\":{v}"))
+                    .collect();
+                let mut text = format!("{{{}}}", body.join(","));
+                if *cut < text.len() && text.is_char_boundary(*cut) {
+                    text.truncate(*cut);
+                }
+                for numbers in [NumberMode::AllDouble, NumberMode::IntsWhenIntegral] {
+                    let mut fast = base.clone();
+                    let merged = merge_object(&text, numbers, &mut fast);
+                    let mut want = base.clone();
+                    match (merged, reference(&text, numbers)) {
+                        (Some(()), Some(Value::Map(parsed))) => want.merge(*parsed),
+                        (Some(()), other) => panic!("{text:?}: merged, serde gives {other:?}"),
+                        (None, _) => {}
+                    }
+                    prop_assert!(
+                        identical(&Value::Map(Box::new(fast.clone())), &Value::Map(Box::new(want.clone()))),
+                        "{text:?} {numbers:?}: {fast:?} want {want:?}"
+                    );
+                    if let Some(k) = fast.keys().next() {
+                        prop_assert!(fast.get(k).is_some(), "the map's index holds its keys");
+                    }
+                }
             }
         }
 

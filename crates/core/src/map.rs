@@ -217,6 +217,38 @@ impl Map {
         self.merge_unique(other.entries.into_iter());
     }
 
+    /// The entries' vector, lent to a reader that appends entries after those present
+    /// (see `json::merge_object`), which then gives it back through
+    /// [`Map::settle_appended`]. `None` for a map with a hash index, which a reader cannot
+    /// keep up to date.
+    pub(crate) fn lend_entries(&mut self) -> Option<Vec<(Text, Value)>> {
+        self.index
+            .is_none()
+            .then(|| std::mem::take(&mut self.entries))
+    }
+
+    /// Takes back the vector [`Map::lend_entries`] lent, holding the map's `before` entries
+    /// and then entries whose keys are distinct among themselves, and makes the map what
+    /// inserting those one by one would have made it. When none of their keys was here
+    /// before (a parser's result next to the file name), they stay where they are.
+    pub(crate) fn settle_appended(&mut self, entries: Vec<(Text, Value)>, before: usize) {
+        debug_assert!(self.entries.is_empty() && self.index.is_none());
+        self.entries = entries;
+        let (old, new) = self.entries.split_at(before);
+        debug_assert!(
+            new.iter()
+                .enumerate()
+                .all(|(i, (k, _))| new[..i].iter().all(|(o, _)| o != k)),
+            "settle_appended given a repeated key"
+        );
+        let fresh = new.iter().all(|(key, _)| old.iter().all(|(k, _)| k != key));
+        if !fresh {
+            let new = self.entries.split_off(before);
+            return self.merge_unique(new.into_iter());
+        }
+        self.reindex();
+    }
+
     /// As [`Map::merge_unique`], for all the entries of a vector, which is left empty:
     /// when none of their keys is here already (a parser's result landing next to the file
     /// name), they are moved in as one block.
