@@ -10,15 +10,16 @@
 //! the reference for results and error messages; `tests` check the two agree.
 
 use crate::value::{Map, NumberMode, TOP_LEVEL_ROOM, Text, Value};
+use std::cell::Cell;
 
 /// serde_json refuses deeper nesting (its recursion limit); giving up first lets it report.
 const MAX_DEPTH: usize = 127;
 
 thread_local! {
     /// The map-entry stack, kept between parses so it is allocated once per thread.
-    static STACK: std::cell::Cell<Vec<(Text, Value)>> = const { std::cell::Cell::new(Vec::new()) };
+    static STACK: Cell<Vec<(Text, Value)>> = const { Cell::new(Vec::new()) };
     /// The key layout of recent top-level objects on this thread (see [`Shape`]).
-    static SHAPE: std::cell::Cell<Shape> = std::cell::Cell::new(Shape::default());
+    static SHAPE: Cell<Shape> = const { Cell::new(Shape::NONE) };
 }
 
 /// Log lines of one source mostly carry the same keys in the same order. The last such
@@ -78,6 +79,15 @@ impl LayoutKey {
         let key = self.text.as_bytes();
         input.get(..key.len()) == Some(key) && input.get(key.len()) == Some(&b'"')
     }
+}
+
+impl Shape {
+    /// No layout yet; a constant, so that the thread-local holding it needs no lazy
+    /// initialisation (whose check was a call per line).
+    const NONE: Shape = Shape {
+        keys: Vec::new(),
+        score: 0,
+    };
 }
 
 const SHAPE_SCORE_MAX: i8 = 8;
@@ -147,18 +157,18 @@ fn with_reader<T>(
         bytes: text.as_bytes(),
         at: 0,
         numbers,
-        pending: STACK.take(),
-        shape: SHAPE.take(),
+        pending: STACK.with(Cell::take),
+        shape: SHAPE.with(Cell::take),
         layout_hits: 0,
     };
     r.skip_ws();
     let result = read(&mut r);
-    SHAPE.set(r.shape);
+    SHAPE.with(|shape| shape.set(r.shape));
     let mut stack = r.pending;
     if stack.capacity() <= STACK_KEPT {
         // Entries left by a parse that gave up are dropped here.
         stack.clear();
-        STACK.set(stack);
+        STACK.with(|kept| kept.set(stack));
     }
     result
 }
