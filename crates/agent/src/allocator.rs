@@ -15,12 +15,13 @@
 //! 6,700 with the thresholds set). So the agent starts at the values glibc would settle
 //! on: blocks up to 32 MiB from the heap, trimmed past 64 MiB free.
 //!
-//! A receiver builds the entries of up to a thousand lines, runs the operators on them,
-//! encodes them and frees them, all on its thread, then builds the next thousand: four
-//! thousand small blocks freed and allocated again. glibc's per-thread cache keeps 7
-//! blocks of a size; the rest go through the arena's bins, a fifth of a json line's CPU
-//! time. With room for [`TCACHE_COUNT`] a size, they stay in the cache: json-ingest
-//! −16% CPU, regex-ingest −10%, at the same peak RSS (`benches/README.md`, sixth round).
+//! A receiver builds the entries of up to 256 lines, runs the operators on them, encodes
+//! them and frees them, all on its thread, then builds the next batch: a thousand small
+//! blocks freed and allocated again, a few hundred of each size. glibc's per-thread cache
+//! keeps 7 blocks of a size; the rest go through the arena's bins, a fifth of a json
+//! line's CPU time. With room for [`TCACHE_COUNT`] a size, a batch's blocks stay in the
+//! cache: json-ingest −16% CPU, regex-ingest −10% (`benches/README.md`, sixth and seventh
+//! rounds).
 //! That setting exists only as a tunable, read from `GLIBC_TUNABLES` when a program
 //! starts; so `centimane run` starts itself again, once, with the settings in that variable
 //! (`execv`: the same process id; the binary at the path it was started from, or through
@@ -31,8 +32,11 @@
 //!
 //! A thread keeps at most [`TCACHE_COUNT`] freed blocks of each of glibc's 64 cached sizes
 //! (up to 1 KiB): in the worst case, a thread that freed that many blocks of every size and
-//! allocated none again, about 130 MB. In practice it holds what one batch of records
-//! freed, which the next batch takes again (peak RSS unchanged in the benchmarks).
+//! allocated none again, about 8 MB. Cached blocks are not merged with their neighbours, so
+//! the heap fragments as the cache fills: with room for 4,096 a size (and batches of a
+//! thousand lines) the agent's anonymous memory grew from 17 to 58 MB over three million
+//! json-ingest lines, still rising; with 256 (and batches of 256 lines), from 14 to 28 MB;
+//! with glibc's 7, it stays at 19–21 MB, for about a fifth more CPU.
 //!
 //! Whoever runs the agent can choose otherwise through glibc's own variables: a setting
 //! is left alone when its variable (`MALLOC_ARENA_MAX`, `MALLOC_MMAP_THRESHOLD_`,
@@ -49,7 +53,7 @@ const TRIM_THRESHOLD: libc::c_int = 64 << 20;
 
 /// Blocks of one size glibc's per-thread cache keeps (its default is 7, its maximum 65,535).
 #[cfg(all(target_os = "linux", target_env = "gnu", not(feature = "mimalloc")))]
-const TCACHE_COUNT: u32 = 4096;
+const TCACHE_COUNT: u32 = 256;
 
 /// The settings: each one's `MALLOC_*` variable, `mallopt` parameter, tunable and value.
 #[cfg(all(target_os = "linux", target_env = "gnu", not(feature = "mimalloc")))]
@@ -202,17 +206,17 @@ mod tests {
     fn tunables_leave_out_what_the_user_chose() {
         assert_eq!(
             tunables(&|_, _| false),
-            "glibc.malloc.tcache_count=4096:glibc.malloc.arena_max=1:\
+            "glibc.malloc.tcache_count=256:glibc.malloc.arena_max=1:\
              glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=67108864"
         );
         assert_eq!(
             tunables(&|v, _| v == "MALLOC_ARENA_MAX"),
-            "glibc.malloc.tcache_count=4096:\
+            "glibc.malloc.tcache_count=256:\
              glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=67108864"
         );
         assert_eq!(
             tunables(&|_, t| t != "glibc.malloc.arena_max"),
-            "glibc.malloc.tcache_count=4096:glibc.malloc.arena_max=1"
+            "glibc.malloc.tcache_count=256:glibc.malloc.arena_max=1"
         );
     }
 

@@ -28,7 +28,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 /// Batches buffered between a receiver and its pipeline (receiver batches are small, up to
-/// 1000 lines).
+/// 256 lines), unless the receiver gathers encoded records (see `receiver_encoder`).
 const INPUT_CAPACITY: usize = 2;
 /// Batches buffered between later stages. One: a processed batch holds thousands of
 /// entries, and every extra slot is held in memory while the backend is down.
@@ -123,13 +123,20 @@ impl Service {
         type Input = (mpsc::Sender<Batch>, Option<(Arc<dyn RecordEncoder>, usize)>);
         let mut receiver_outputs: HashMap<&ComponentId, Vec<Input>> = HashMap::new();
         for (name, pipeline) in &config.pipelines {
-            let (input_tx, mut rx) = mpsc::channel::<Batch>(INPUT_CAPACITY);
+            let receiver_encoder = receiver_encoder(config, pipeline, taps.is_some());
+            // Receivers that encode hand over whole gathered batches (`send_batch_size`
+            // records, megabytes): one of them waits, as between the later stages.
+            let capacity = match receiver_encoder {
+                Some(_) => STAGE_CAPACITY,
+                None => INPUT_CAPACITY,
+            };
+            let (input_tx, mut rx) = mpsc::channel::<Batch>(capacity);
             let encoder = record_encoder(config, pipeline, taps.is_some());
             for r in &pipeline.receivers {
-                receiver_outputs.entry(r).or_default().push((
-                    input_tx.clone(),
-                    receiver_encoder(config, pipeline, taps.is_some()),
-                ));
+                receiver_outputs
+                    .entry(r)
+                    .or_default()
+                    .push((input_tx.clone(), receiver_encoder.clone()));
             }
             for (i, id) in pipeline.processors.iter().enumerate() {
                 let (tx, next_rx) = mpsc::channel(STAGE_CAPACITY);

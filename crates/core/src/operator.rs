@@ -28,6 +28,11 @@ pub struct Passthrough;
 
 impl OperatorChain for Passthrough {
     fn process(&mut self, mut entries: Vec<Entry>, out: &mut Vec<Entry>) {
-        out.append(&mut entries);
+        if out.is_empty() {
+            std::mem::swap(out, &mut entries);
+        } else {
+            out.append(&mut entries);
+        }
+        crate::recycle::keep(entries);
     }
 }

@@ -263,6 +263,8 @@ impl Chain {
                 Some(first) => hand_over(&mut first.inbox, &mut entries),
                 None => hand_over(out, &mut entries),
             }
+            // The vector the input was swapped with goes back to this thread's spares.
+            centimane_core::recycle::keep(entries);
         }
         for k in 0..self.order.len() {
             let i = self.order[k];

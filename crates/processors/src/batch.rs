@@ -210,7 +210,9 @@ async fn merge_encoded(
         logs.count += group.count;
         logs.groups.push(group);
     }
-    reserve_for_batch(pending, config);
+    // Not `reserve_for_batch`: a receiver's records come in a vector it sized for a batch,
+    // and reserving for the few records short of `send_batch_size` moved (copied) every
+    // gathered batch to a new vector.
     pending.acks.append(&mut batch.acks);
     true
 }

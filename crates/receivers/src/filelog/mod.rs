@@ -273,8 +273,8 @@ fn run(
 /// Hands batches to the pipeline, waiting while its channel is full (backpressure) but
 /// giving up when the receiver is asked to stop.
 ///
-/// When the output encodes (`Outputs::encoding`), records are gathered until there are a
-/// batch processor's worth, at most [`GATHER_WAIT`] (checked after each batch and each
+/// When the output encodes (`Outputs::encoding`), records are gathered up to a batch
+/// processor's worth (never past it, unless one batch holds more), at most [`GATHER_WAIT`] (checked after each batch and each
 /// file) or until the poll ends ([`BatchSender::flush`]): while catching up, the batch
 /// processor gets full batches and sends them as they are, instead of copying many small
 /// ones together. A batch whose entries need more than `MAX_GROUPS` resource-and-scope
@@ -309,6 +309,14 @@ impl BatchSender {
         let Some((encoder, batch_size)) = self.outputs.encoder() else {
             return self.hand_over(batch);
         };
+        // What is gathered goes first when this batch would take it past a batch's worth:
+        // records past the room reserved for a batch doubled its vector (a copy of
+        // megabytes and as much fresh heap per batch), and the batch processor would copy
+        // them once more to send `send_batch_size` at a time.
+        let would_hold = self.gathered.borrow().len() + batch.entries.len();
+        if would_hold > batch_size && !self.gathered.borrow().is_empty() && !self.flush() {
+            return false;
+        }
         let mut done = 0;
         loop {
             let mut gathered = self.gathered.borrow_mut();
@@ -331,8 +339,8 @@ impl BatchSender {
                 // A second batch in one poll: room for a whole batch processor's worth.
                 group.reserve_records(batch_size.saturating_sub(group.count));
             }
-            // The entries are freed here and now.
-            drop(std::mem::take(&mut batch.entries));
+            // The entries are freed here and now, their vector kept for the next batch.
+            centimane_core::recycle::keep(std::mem::take(&mut batch.entries));
             gathered.acks.append(&mut batch.acks);
             if self.gathered_at.get().is_none() {
                 self.gathered_at.set(Some(Instant::now()));
@@ -427,15 +435,28 @@ mod tests {
         assert!(sender.send(batch(3, AckSet::default())));
         assert!(rx.try_recv().is_err(), "gathering");
         assert!(sender.send(batch(2, AckSet::default())));
+        assert_eq!(
+            records(&rx.try_recv().unwrap()),
+            "0\n1\n2\n",
+            "five would pass the batch size: the three gathered go first"
+        );
+        assert!(rx.try_recv().is_err(), "the two wait");
+        assert!(sender.send(batch(2, AckSet::default())));
         let full = rx.try_recv().unwrap();
         assert!(full.entries.is_empty());
-        assert_eq!(records(&full), "0\n1\n2\n0\n1\n");
+        assert_eq!(records(&full), "0\n1\n0\n1\n");
         assert!(sender.send(batch(1, AckSet::default())));
         assert!(rx.try_recv().is_err());
         assert!(sender.flush());
         assert_eq!(records(&rx.try_recv().unwrap()), "0\n");
         assert!(sender.flush());
         assert!(rx.try_recv().is_err(), "nothing left");
+        assert!(sender.send(batch(6, AckSet::default())));
+        assert_eq!(
+            records(&rx.try_recv().unwrap()).lines().count(),
+            6,
+            "a batch larger than the batch size goes whole"
+        );
     }
 
     #[test]
