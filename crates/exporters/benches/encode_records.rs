@@ -5,61 +5,62 @@
 //!
 //!     cargo bench -p centimane-exporters --bench encode_records
 
+use centimane_core::testing::json_ingest_lines;
 use centimane_core::{EncodedLogs, Entry, Map, Timestamp, Value};
 use centimane_exporters::OtlpRecords;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use serde_json::Value as Json;
 use std::hint::black_box;
 
-/// `n` entries with the fields and attributes a json-ingest line ends with.
+/// `n` entries as the json-ingest operators leave json-ingest lines: every key but `msg`
+/// an attribute after the file name (numbers as doubles), `msg` the body, `ts` and `level`
+/// the timestamp and severity.
 fn entries(n: usize) -> Vec<Entry> {
-    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
-    let mut next = move |m: u64| {
-        seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
-        (seed >> 33) % m
-    };
-    let services = [
-        "orders", "payments", "auth", "search", "cart", "catalog", "gateway",
-    ];
-    let paths = [
-        "/api/v1/orders/",
-        "/api/v1/users/",
-        "/health",
-        "/api/v1/cart/",
-    ];
     let observed = Timestamp::now();
-    (0..n)
-        .map(|i| {
-            let ts = format!("2024-05-01T12:00:{:02}.{:03}Z", i / 1000 % 60, i % 1000);
-            let mut attributes = Map::with_capacity(12);
-            for (key, value) in [
-                ("log.file.name", Value::from("json-1000000.log")),
-                ("ts", Value::from(ts.as_str())),
-                ("level", Value::from("info")),
-                ("host", Value::from(format!("web-{:02}", next(40)))),
-                ("svc", Value::from(services[next(7) as usize])),
-                ("seq", Value::Double(i as f64)),
-                ("status", Value::Double(200.0)),
-                ("dur_ms", Value::Double(next(200_000) as f64 / 1000.0)),
-                (
-                    "trace_id",
-                    Value::from(format!("{:016x}{:016x}", next(u64::MAX), next(u64::MAX))),
-                ),
-            ] {
-                attributes.insert(key.into(), value);
-            }
-            Entry {
-                timestamp: Some(ts.parse().expect("RFC 3339")),
+    json_ingest_lines(n)
+        .iter()
+        .map(|line| {
+            let Ok(Json::Object(fields)) = serde_json::from_str::<Json>(line) else {
+                unreachable!("json-ingest lines are objects")
+            };
+            let mut entry = Entry {
                 observed_timestamp: observed,
-                body: Value::from(format!(
-                    "GET {}{} 200",
-                    paths[next(4) as usize],
-                    next(1_000_000)
-                )),
-                attributes,
-                severity: 9,
-                severity_text: "info".into(),
+                attributes: Map::with_capacity(12),
                 ..Entry::default()
+            };
+            entry
+                .attributes
+                .insert("log.file.name".into(), Value::from("json-1000000.log"));
+            for (key, value) in fields {
+                let value = match value {
+                    Json::String(s) => Value::from(s),
+                    Json::Number(d) => Value::Double(d.as_f64().expect("a number")),
+                    other => unreachable!("json-ingest values are strings and numbers: {other}"),
+                };
+                match key.as_str() {
+                    "msg" => entry.body = value,
+                    _ => {
+                        entry.attributes.insert(key.as_str().into(), value);
+                    }
+                }
             }
+            let text = |key: &str| {
+                entry
+                    .attributes
+                    .get(key)
+                    .and_then(Value::as_str)
+                    .map(str::to_owned)
+            };
+            entry.timestamp = text("ts").and_then(|ts| ts.parse().ok());
+            let level = text("level").expect("a level");
+            entry.severity = match level.as_str() {
+                "debug" => 5,
+                "warn" => 13,
+                "error" => 17,
+                _ => 9,
+            };
+            entry.severity_text = level.into();
+            entry
         })
         .collect()
 }
