@@ -341,6 +341,9 @@ impl Reader<'_> {
     /// still being written.
     fn merge_in_place(&mut self, into: &mut Map, mut entries: Vec<(Text, Value)>) -> Option<()> {
         let before = entries.len();
+        // Exactly the layout's keys: these are a record's attributes, whose room the
+        // receiver learns from their capacity, and a doubling vector would double it.
+        entries.reserve_exact(self.shape.keys.len());
         std::mem::swap(&mut self.pending, &mut entries);
         let read = self.peek() == Some(b'{') && self.object_entries(0).is_some() && self.at_end();
         let known = read && self.layout_is_known(before);
