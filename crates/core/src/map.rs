@@ -66,6 +66,17 @@ impl Index {
     }
 }
 
+/// True when `(key, value)` owns no memory: strings stored inline (or static) and
+/// scalars. Such an entry's bytes are a clone of it.
+fn owns_nothing((key, value): &(Text, Value)) -> bool {
+    !key.is_heap_allocated()
+        && match value {
+            Value::Null | Value::Bool(_) | Value::Int(_) | Value::Double(_) => true,
+            Value::Str(s) => !s.is_heap_allocated(),
+            Value::Bytes(_) | Value::Array(_) | Value::Map(_) => false,
+        }
+}
+
 impl Map {
     pub const fn new() -> Map {
         Map {
@@ -97,9 +108,29 @@ impl Map {
     }
 
     /// A copy with room for `capacity` keys in all, for keys about to be added.
+    ///
+    /// A filelog receiver starts every record with a copy of its file's attributes, short
+    /// strings all. Cloned one by one, each key and value was assembled on the stack in
+    /// pieces and read back whole, a store-forwarding stall (two thirds of the clone's
+    /// time in `perf annotate`); entries that own nothing are copied as bytes instead.
     pub fn clone_with_capacity(&self, capacity: usize) -> Map {
         let mut entries = Vec::with_capacity(capacity.max(self.len()));
-        entries.extend(self.entries.iter().cloned());
+        if self.entries.iter().all(owns_nothing) {
+            // SAFETY: `entries` is empty with room for `self.len()` entries, and the two
+            // vectors do not overlap. Each entry owns no memory (`owns_nothing`: inline
+            // or static strings and scalars, whose drop frees nothing), so its bytes are
+            // a clone of it and both copies may be dropped.
+            unsafe {
+                std::ptr::copy_nonoverlapping(
+                    self.entries.as_ptr(),
+                    entries.as_mut_ptr(),
+                    self.entries.len(),
+                );
+                entries.set_len(self.entries.len());
+            }
+        } else {
+            entries.extend(self.entries.iter().cloned());
+        }
         Map {
             entries,
             index: self.index.clone(),
@@ -489,6 +520,42 @@ mod tests {
         assert_eq!(m.shift_remove("b"), Some(Value::Int(2)));
         assert_eq!(m.keys().map(Text::as_str).collect::<Vec<_>>(), ["a", "c"]);
         assert_eq!(m["a"], Value::Int(3));
+    }
+
+    #[test]
+    fn clones_with_room_whatever_the_entries_own() {
+        let inline: Map = [
+            (text("log.file.name"), Value::from("app.log")),
+            (text("n"), Value::Int(7)),
+            (
+                text("exactly twenty-four byte"),
+                Value::from("x".repeat(24)),
+            ),
+            (
+                Text::const_new("static"),
+                Value::Str(Text::const_new("a static value")),
+            ),
+        ]
+        .into();
+        assert!(inline.entries.iter().all(owns_nothing));
+        let long = "a string too long to be stored inline";
+        let mut owning = inline.clone();
+        owning.insert(text(long), Value::Bool(true));
+        owning.insert(text("body"), Value::from(long));
+        owning.insert(text("map"), Value::Map(Box::new(inline.clone())));
+        for original in [inline, owning] {
+            let copy = original.clone_with_capacity(original.len() + 3);
+            assert!(copy.capacity() >= original.len() + 3);
+            assert_eq!(
+                copy.iter().collect::<Vec<_>>(),
+                original.iter().collect::<Vec<_>>()
+            );
+            // Both are dropped: a copy that shared owned memory would be freed twice.
+            drop(original);
+            let mut copy = copy;
+            copy.insert(text("added"), Value::Int(1));
+            assert_eq!(copy["added"], Value::Int(1));
+        }
     }
 
     #[test]

@@ -69,47 +69,62 @@ pub(crate) enum ReadEnd {
     Full,
 }
 
-/// Reads tokens from `source` (positioned at `pos.offset`) until its end or until
-/// `max_lines` more lines were appended to `lines`. `scratch` is a buffer reused across
-/// files. With `finish`, an unterminated tail at the end is emitted at once (a gzip member
-/// is complete when it decodes).
+/// Bytes read from a file and not yet cut into tokens, kept between [`read_lines`] calls
+/// so that a batch ending mid-chunk does not read the rest of the chunk again.
+///
+/// Invariants: `bytes[start..filled]` are the file's bytes from the reading position's
+/// `offset` on, and the source read from stands right after them. Whoever moves the
+/// source or the position otherwise (a seek, another file) must [`ReadBuffer::forget`]
+/// them first. `bytes[..valid_to]` is valid UTF-8 (`valid_to <= filled`).
+#[derive(Debug, Default)]
+pub(crate) struct ReadBuffer {
+    bytes: Vec<u8>,
+    start: usize,
+    filled: usize,
+    valid_to: usize,
+}
+
+impl ReadBuffer {
+    /// Drops the pending bytes: the next read starts where the source stands.
+    pub fn forget(&mut self) {
+        self.start = 0;
+        self.filled = 0;
+        self.valid_to = 0;
+    }
+
+    /// The bytes known to be valid UTF-8, as text; byte `i` of the buffer is byte `i` of
+    /// the text.
+    fn valid_text(&self) -> &str {
+        // SAFETY: `bytes[..valid_to]` was validated (see `read_lines`) and has not been
+        // written since: bytes are only written after a `forget` or a compaction, both of
+        // which reset `valid_to` first.
+        unsafe { std::str::from_utf8_unchecked(&self.bytes[..self.valid_to]) }
+    }
+}
+
+/// Reads tokens from `source` until its end or until `max_lines` more lines were appended
+/// to `lines`. `buf`'s pending bytes come first (see [`ReadBuffer`]); with none pending,
+/// `source` must stand at `pos.offset`. With `finish`, an unterminated tail at the end is
+/// emitted at once (a gzip member is complete when it decodes).
 pub(crate) fn read_lines(
     source: &mut dyn Read,
     pos: &mut ReadPosition,
     opts: &SplitOptions,
     max_lines: usize,
-    scratch: &mut Vec<u8>,
+    buf: &mut ReadBuffer,
     lines: &mut Vec<Line>,
     finish: bool,
 ) -> std::io::Result<ReadEnd> {
     let limit = lines.len() + max_lines;
     let mut eof = false;
-    // scratch[..filled] is the data read, scratch[0] at pos.offset (uncompressed files);
-    // consumed bytes are moved out. The buffer keeps its length between calls, so its
-    // bytes are zeroed once, when it grows, not before every read.
-    let mut filled = 0usize;
     loop {
-        if !eof {
-            if scratch.len() < filled + READ_CHUNK {
-                scratch.resize(filled + READ_CHUNK, 0);
-            }
-            let n = loop {
-                match source.read(&mut scratch[filled..filled + READ_CHUNK]) {
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                    other => break other,
-                }
-            };
-            match n {
-                Ok(n) => {
-                    filled += n;
-                    eof = n == 0;
-                }
-                Err(e) => return Err(e),
-            }
-        }
-        let mut start = 0usize;
+        // Cut what is pending; `start` is where the next token begins, at `pos.offset`.
+        let mut start = buf.start;
+        let filled = buf.filled;
+        let valid = buf.valid_text();
         while lines.len() < limit {
-            let data = &scratch[start..filled];
+            let data = &buf.bytes[start..filled];
+            let at = pos.offset + (start - buf.start) as u64;
             if pos.skipping {
                 // Truncate mode: drop the rest of an over-long token up to its delimiter.
                 match opts.split.find(data, opts.max_log_size) {
@@ -131,46 +146,68 @@ pub(crate) fn read_lines(
                 } else {
                     token
                 };
-                emit(token, pos.offset + start as u64, opts, pos, lines);
+                let from = start + found.token.start;
+                let text = valid.get(from..from + token.len());
+                emit(token, text, at, opts, pos, lines);
                 start += found.next;
                 continue;
             }
             if data.len() >= opts.max_log_size {
                 // No delimiter within max_log_size: cut a piece; the rest continues.
-                emit(
-                    &data[..opts.max_log_size],
-                    pos.offset + start as u64,
-                    opts,
-                    pos,
-                    lines,
-                );
+                let text = valid.get(start..start + opts.max_log_size);
+                emit(&data[..opts.max_log_size], text, at, opts, pos, lines);
                 start += opts.max_log_size;
                 pos.skipping = opts.truncate;
                 continue;
             }
-            if eof && !data.is_empty() {
-                let tail_at = pos.offset + start as u64;
-                if finish || tail_is_due(pos, tail_at, data.len(), opts.force_flush_period) {
-                    let range = opts.split.flush_range(data);
-                    emit(&data[range], tail_at, opts, pos, lines);
-                    start = filled;
-                }
+            if eof
+                && !data.is_empty()
+                && (finish || tail_is_due(pos, at, data.len(), opts.force_flush_period))
+            {
+                let range = opts.split.flush_range(data);
+                let text = valid.get(start + range.start..start + range.end);
+                emit(&data[range], text, at, opts, pos, lines);
+                start = filled;
             }
             break;
         }
-        if start > 0 {
-            scratch.copy_within(start..filled, 0);
-            filled -= start;
-            pos.offset += start as u64;
-        }
+        pos.offset += (start - buf.start) as u64;
+        buf.start = start;
         if lines.len() >= limit {
             return Ok(ReadEnd::Full);
         }
         if eof {
-            if filled == 0 {
+            if buf.start == buf.filled {
                 pos.tail = None;
             }
             return Ok(ReadEnd::Eof);
+        }
+        // No complete token is pending: move the pending bytes to the front (they are
+        // less than a token) and read more after them. The buffer keeps its length
+        // between calls, so its bytes are zeroed once, when it grows, not before every read.
+        buf.valid_to = 0;
+        buf.bytes.copy_within(buf.start..buf.filled, 0);
+        buf.filled -= buf.start;
+        buf.start = 0;
+        if buf.bytes.len() < buf.filled + READ_CHUNK {
+            buf.bytes.resize(buf.filled + READ_CHUNK, 0);
+        }
+        let n = loop {
+            match source.read(&mut buf.bytes[buf.filled..buf.filled + READ_CHUNK]) {
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                other => break other?,
+            }
+        };
+        buf.filled += n;
+        eof = n == 0;
+        if opts.decode.is_utf8() {
+            // One validation per read instead of one per line (the pending bytes, less
+            // than a line, are validated again). What follows an invalid or cut
+            // sequence is validated line by line, as before.
+            buf.valid_to = match simdutf8::compat::from_utf8(&buf.bytes[..buf.filled]) {
+                Ok(_) => buf.filled,
+                Err(e) => e.valid_up_to(),
+            };
         }
     }
 }
@@ -193,9 +230,11 @@ fn tail_is_due(pos: &mut ReadPosition, at: u64, len: usize, period: Duration) ->
 }
 
 /// One token: cut to `max_log_size` pieces (or truncated), counted, decoded, and kept if
-/// anything is left after trimming.
+/// anything is left after trimming. `text` is the token as text when it is known to be
+/// valid UTF-8.
 fn emit(
     token: &[u8],
+    text: Option<&str>,
     offset: u64,
     opts: &SplitOptions,
     pos: &mut ReadPosition,
@@ -215,7 +254,11 @@ fn emit(
                 trailing: false,
             }
         };
-        if let Some(body) = opts.decode.body(piece, trim) {
+        let body = match text.and_then(|t| t.get(from..from + piece.len())) {
+            Some(piece) => opts.decode.body_of_text(piece, trim),
+            None => opts.decode.body(piece, trim),
+        };
+        if let Some(body) = body {
             lines.push(Line {
                 body,
                 offset: offset + from as u64,
@@ -248,12 +291,49 @@ mod tests {
     }
 
     fn read_all(content: &[u8], o: &SplitOptions) -> (Vec<String>, ReadPosition) {
+        read_in_batches(content, o, &[3], &[false], usize::MAX)
+    }
+
+    /// A source that hands out at most `most` bytes per read, so tokens span reads.
+    struct Trickle<'a> {
+        data: &'a [u8],
+        most: usize,
+    }
+
+    impl Read for Trickle<'_> {
+        fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+            let n = self.data.len().min(out.len()).min(self.most);
+            out[..n].copy_from_slice(&self.data[..n]);
+            self.data = &self.data[n..];
+            Ok(n)
+        }
+    }
+
+    /// Reads `content` to its end in batches of `sizes[i % len]` lines, at most `most`
+    /// bytes per read; before batch `i`, with `restart[i % len]`, the pending bytes are
+    /// forgotten and the source reopened at the position's offset (as a new poll does),
+    /// otherwise reading carries on.
+    fn read_in_batches(
+        content: &[u8],
+        o: &SplitOptions,
+        sizes: &[usize],
+        restart: &[bool],
+        most: usize,
+    ) -> (Vec<String>, ReadPosition) {
         let mut pos = ReadPosition::default();
         let mut lines = Vec::new();
-        let mut scratch = Vec::new();
-        loop {
-            let mut src = &content[pos.offset as usize..];
-            if read_lines(&mut src, &mut pos, o, 3, &mut scratch, &mut lines, false).unwrap()
+        let mut buf = ReadBuffer::default();
+        let mut src = Trickle {
+            data: content,
+            most,
+        };
+        for i in 0.. {
+            if restart[i % restart.len()] {
+                buf.forget();
+                src.data = &content[pos.offset as usize..];
+            }
+            let size = sizes[i % sizes.len()];
+            if read_lines(&mut src, &mut pos, o, size, &mut buf, &mut lines, false).unwrap()
                 == ReadEnd::Eof
             {
                 break;
@@ -298,7 +378,7 @@ mod tests {
     #[test]
     fn records_offsets_and_numbers() {
         let mut pos = ReadPosition::default();
-        let (mut lines, mut scratch) = (Vec::new(), Vec::new());
+        let (mut lines, mut scratch) = (Vec::new(), ReadBuffer::default());
         let mut src: &[u8] = b"a\n\nbb\n";
         read_lines(
             &mut src,
@@ -321,14 +401,17 @@ mod tests {
             force_flush_period: Duration::from_millis(30),
             ..opts(100)
         };
-        let (mut pos, mut scratch, mut lines) = (ReadPosition::default(), Vec::new(), Vec::new());
+        let (mut pos, mut scratch, mut lines) =
+            (ReadPosition::default(), ReadBuffer::default(), Vec::new());
         let mut src = &content[..];
         read_lines(&mut src, &mut pos, &o, 100, &mut scratch, &mut lines, false).unwrap();
         assert_eq!(lines.len(), 1);
+        scratch.forget();
         let mut src = &content[pos.offset as usize..];
         read_lines(&mut src, &mut pos, &o, 100, &mut scratch, &mut lines, false).unwrap();
         assert_eq!(lines.len(), 1, "not before the flush period");
         std::thread::sleep(Duration::from_millis(40));
+        scratch.forget();
         let mut src = &content[pos.offset as usize..];
         read_lines(&mut src, &mut pos, &o, 100, &mut scratch, &mut lines, false).unwrap();
         assert_eq!(lines[1].body, Value::from("partial"));
@@ -350,6 +433,45 @@ mod tests {
                 .collect();
             prop_assert_eq!(lines, want);
             prop_assert_eq!(pos.offset, last_newline as u64);
+        }
+
+        /// Carrying pending bytes from batch to batch, or forgetting them and reading
+        /// again from the offset, in any mix, batch sizes and read sizes, reads what one
+        /// pass does, with long lines cut and truncated alike.
+        #[test]
+        fn carrying_over_or_rereading_agree(
+            // 0xC3 0xA9 is "é"; alone, or 0xFF, they are invalid UTF-8.
+            content in proptest::collection::vec(prop_oneof![Just(b'\n'), Just(b'\r'), Just(b' '), Just(b'a'), Just(b'b'), Just(0xC3), Just(0xA9), Just(0xFF)], 0..400),
+            sizes in proptest::collection::vec(1usize..8, 1..5),
+            restart in proptest::collection::vec(any::<bool>(), 1..5),
+            max in prop_oneof![Just(1usize << 20), 1usize..12],
+            truncate in any::<bool>(),
+            most in prop_oneof![Just(usize::MAX), 1usize..16],
+        ) {
+            let o = SplitOptions { truncate, ..opts(max) };
+            let once = read_in_batches(&content, &o, &[usize::MAX], &[false], usize::MAX);
+            let batched = read_in_batches(&content, &o, &sizes, &restart, most);
+            prop_assert_eq!(&batched.0, &once.0);
+            prop_assert_eq!(batched.1.offset, once.1.offset);
+            // A piece of exactly `max` bytes whose CR LF is not read yet is cut there, and
+            // the lone CR after it counts as an (empty, dropped) record of its own; read
+            // together, CR LF ends the piece. Only the record count can tell.
+            if !content.contains(&b'\r') || max > content.len() {
+                prop_assert_eq!(batched.1.record_num, once.1.record_num);
+            }
+            if max > content.len() {
+                // Uncut lines: each is decoded as its bytes alone would be.
+                let ended = &content[..once.1.offset as usize];
+                let want: Vec<String> = ended
+                    .split(|b| *b == b'\n')
+                    .take(ended.iter().filter(|b| **b == b'\n').count())
+                    .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
+                    .map(|l| l.trim_ascii_start().trim_ascii_end())
+                    .map(|l| String::from_utf8_lossy(l).into_owned())
+                    .filter(|l| !l.is_empty())
+                    .collect();
+                prop_assert_eq!(&once.0, &want);
+            }
         }
 
         /// Long lines are cut, never lost: the pieces concatenate to the line.

@@ -186,6 +186,23 @@ impl Decode {
     }
 }
 
+impl Decode {
+    /// True for the UTF-8 decodings, whose bodies [`Decode::body_of_text`] can make from
+    /// text validated ahead, many lines at once.
+    pub fn is_utf8(&self) -> bool {
+        matches!(self, Decode::Utf8 | Decode::Utf8Raw)
+    }
+
+    /// What [`Decode::body`] makes of a token's bytes, for a UTF-8 decoding and a token
+    /// already known to be valid UTF-8: trimmed, not validated again.
+    pub fn body_of_text(&self, text: &str, trim: Trim) -> Option<Value> {
+        debug_assert!(self.is_utf8());
+        let kept = trim.range(text.as_bytes());
+        // The trimmed bytes are ASCII, so the range's ends are character boundaries.
+        (!kept.is_empty()).then(|| Value::Str(text[kept].into()))
+    }
+}
+
 /// Which ends of a token lose their whitespace (space, tab, CR, LF).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Trim {
@@ -196,17 +213,25 @@ pub(crate) struct Trim {
 const SPACE: [char; 4] = [' ', '\t', '\r', '\n'];
 
 impl Trim {
-    fn bytes<'a>(&self, mut b: &'a [u8]) -> &'a [u8] {
+    fn bytes<'a>(&self, b: &'a [u8]) -> &'a [u8] {
+        &b[self.range(b)]
+    }
+
+    /// The part of `b` left after trimming.
+    fn range(&self, b: &[u8]) -> Range<usize> {
         let is_space = |c: &u8| matches!(c, b' ' | b'\t' | b'\r' | b'\n');
+        let mut kept = 0..b.len();
         if self.leading {
-            let skip = b.iter().take_while(|c| is_space(c)).count();
-            b = &b[skip..];
+            kept.start = b.iter().take_while(|c| is_space(c)).count();
         }
         if self.trailing {
-            let keep = b.len() - b.iter().rev().take_while(|c| is_space(c)).count();
-            b = &b[..keep];
+            kept.end -= b[kept.start..]
+                .iter()
+                .rev()
+                .take_while(|c| is_space(c))
+                .count();
         }
-        b
+        kept
     }
 
     fn text<'a>(&self, mut t: &'a str) -> &'a str {
@@ -338,6 +363,22 @@ mod tests {
                 Err(_) => Some(Value::Bytes(token.as_slice().into())),
             };
             proptest::prop_assert_eq!(Decode::Utf8Raw.body(&token, keep), raw);
+        }
+
+        /// A token validated ahead gets the body its bytes would, trimmed or not.
+        #[test]
+        fn bodies_of_valid_text_match_bodies_of_bytes(
+            text in "[ \t\r\na-zé€😀]{0,40}",
+            leading in proptest::prelude::any::<bool>(),
+            trailing in proptest::prelude::any::<bool>(),
+        ) {
+            let trim = Trim { leading, trailing };
+            for decode in [Decode::Utf8, Decode::Utf8Raw] {
+                proptest::prop_assert_eq!(
+                    decode.body_of_text(&text, trim),
+                    decode.body(text.as_bytes(), trim)
+                );
+            }
         }
     }
 }

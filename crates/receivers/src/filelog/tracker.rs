@@ -6,7 +6,7 @@ use super::config::{Compression, OnTruncate, StartAt};
 use super::discover::{Finder, file_name};
 use super::fileinfo::{self, SharedLock};
 use super::order::Selector;
-use super::reader::{Line, ReadEnd, ReadPosition, SplitOptions, read_lines};
+use super::reader::{Line, ReadBuffer, ReadEnd, ReadPosition, SplitOptions, read_lines};
 use super::split::{Decode, Split, Trim};
 use super::{BatchSender, FilelogSetup, FilelogStats};
 use centimane_core::{
@@ -126,7 +126,7 @@ pub(super) struct Tracker {
     store: Option<CheckpointStore>,
     checkpoint_dirty: bool,
     polls: u64,
-    scratch: Vec<u8>,
+    scratch: ReadBuffer,
     /// Paths we already warned about, so an unreadable file logs once, not every poll.
     warned: HashSet<PathBuf>,
     stats: Arc<FilelogStats>,
@@ -220,7 +220,7 @@ impl Tracker {
             store: None,
             checkpoint_dirty: false,
             polls: 0,
-            scratch: Vec::new(),
+            scratch: ReadBuffer::default(),
             warned: HashSet::new(),
             stats,
             id,
@@ -502,6 +502,10 @@ impl Tracker {
             return self.read_gzip(key, chain, sender);
         }
         let mut lines = Vec::new();
+        // Bytes read for one batch and left over carry into the next batch of this call;
+        // what was read before this call may be stale (the file may have been truncated).
+        self.scratch.forget();
+        let mut first = true;
         loop {
             if self.stopping() {
                 return;
@@ -519,19 +523,22 @@ impl Tracker {
                 None
             };
             let mut source = handle;
-            let end = source
-                .seek(SeekFrom::Start(f.position.offset))
-                .and_then(|_| {
-                    read_lines(
-                        &mut source,
-                        &mut f.position,
-                        &self.split,
-                        LINES_PER_BATCH,
-                        &mut self.scratch,
-                        &mut lines,
-                        false,
-                    )
-                });
+            let positioned = if std::mem::take(&mut first) {
+                source.seek(SeekFrom::Start(f.position.offset)).map(drop)
+            } else {
+                Ok(())
+            };
+            let end = positioned.and_then(|()| {
+                read_lines(
+                    &mut source,
+                    &mut f.position,
+                    &self.split,
+                    LINES_PER_BATCH,
+                    &mut self.scratch,
+                    &mut lines,
+                    false,
+                )
+            });
             drop(lock);
             let end = match end {
                 Ok(end) => end,
@@ -600,7 +607,7 @@ impl Tracker {
             // Decode the member's lines with positions relative to the member.
             let mut pos = ReadPosition::at(0, f.position.record_num);
             let mut lines = Vec::new();
-            let mut scratch = Vec::new();
+            let mut scratch = ReadBuffer::default();
             let mut src: &[u8] = &text;
             while read_lines(
                 &mut src,
