@@ -9,7 +9,7 @@
 //! doubles) and lone surrogate escapes. The caller then parses with serde_json, which stays
 //! the reference for results and error messages; `tests` check the two agree.
 
-use crate::value::{Map, NumberMode, TOP_LEVEL_ROOM, Text, Value};
+use crate::value::{INLINE_MAX, Map, NumberMode, TOP_LEVEL_ROOM, Text, Value, inline_text};
 use std::cell::Cell;
 
 /// serde_json refuses deeper nesting (its recursion limit); giving up first lets it report.
@@ -319,7 +319,7 @@ impl Reader<'_> {
                     self.at = end + 1;
                     // Built in place (see `push_entry`).
                     // SAFETY: as the caller vouches.
-                    unsafe { out.write(Value::Str(Text::from(&self.text[start..end]))) };
+                    unsafe { out.write(Value::Str(self.text_of(start, end))) };
                     return Some(());
                 }
                 Value::Str(self.escaped_string(start, end)?)
@@ -465,9 +465,23 @@ impl Reader<'_> {
         let end = self.plain_run(start)?;
         if self.bytes[end] == b'"' {
             self.at = end + 1;
-            return Some(T::from(Text::from(&self.text[start..end])));
+            return Some(T::from(self.text_of(start, end)));
         }
         self.escaped_string(start, end).map(T::from)
+    }
+
+    /// The unescaped run `text[start..end]`, ending at a quote: short ones are built in
+    /// registers (see [`inline_text`]) when the line has a whole window of bytes there.
+    #[inline(always)]
+    fn text_of(&self, start: usize, end: usize) -> Text {
+        let len = end - start;
+        if len <= INLINE_MAX
+            && let Some(window) = self.bytes.get(start..start + INLINE_MAX)
+        {
+            let window: &[u8; INLINE_MAX] = window.try_into().expect("a whole window");
+            return inline_text(window, len);
+        }
+        Text::from(&self.text[start..end])
     }
 
     /// The rest of a string from `start` whose first escape is at `end`.

@@ -30,6 +30,51 @@ pub enum Value {
 #[cfg(target_pointer_width = "64")]
 const _: () = assert!(std::mem::size_of::<Value>() == 24);
 
+/// The longest string a [`Text`] holds inline.
+pub(crate) const INLINE_MAX: usize = 24;
+
+/// The [`Text`] of `window[..len]`, built in registers from three word loads.
+/// `Text::from` copied the bytes into a buffer on the stack with `memcpy`, then read the
+/// buffer back a word at a time while the copy's stores were still in flight: a
+/// store-forwarding stall for every short string (`perf annotate`: half of
+/// `compact_str`'s constructor).
+///
+/// The bytes are compact_str's inline layout: the string, zeros, and in the last byte
+/// `0xC0 | len` (a 24-byte string fills all 24 bytes; its last byte is below 0xC0, as the
+/// last byte of UTF-8 text is). `inline_text_is_compact_strs_own` checks every length
+/// byte for byte against `Text::from`.
+///
+/// `len <= INLINE_MAX`, and `window[..len]` is valid UTF-8.
+#[cfg(all(target_pointer_width = "64", target_endian = "little"))]
+#[inline(always)]
+pub(crate) fn inline_text(window: &[u8; INLINE_MAX], len: usize) -> Text {
+    debug_assert!(len <= INLINE_MAX && std::str::from_utf8(&window[..len]).is_ok());
+    let word = |i: usize| {
+        let bytes: [u8; 8] = window[8 * i..8 * i + 8].try_into().expect("8 bytes");
+        let kept = len.saturating_sub(8 * i).min(8);
+        let mask = if kept == 8 {
+            u64::MAX
+        } else {
+            (1u64 << (8 * kept)) - 1
+        };
+        u64::from_le_bytes(bytes) & mask
+    };
+    let mut words = [word(0), word(1), word(2)];
+    if len < INLINE_MAX {
+        words[2] |= (0xC0 | len as u64) << 56;
+    }
+    // SAFETY: `Text` is 24 bytes on 64-bit targets and, little-endian, `words` holds the
+    // bytes compact_str stores for the inline string `window[..len]`, which is valid
+    // UTF-8 (see above). An inline string owns nothing.
+    unsafe { std::mem::transmute::<[u64; 3], Text>(words) }
+}
+
+/// [`inline_text`] where its layout does not apply: built by compact_str.
+#[cfg(not(all(target_pointer_width = "64", target_endian = "little")))]
+pub(crate) fn inline_text(window: &[u8; INLINE_MAX], len: usize) -> Text {
+    Text::from(std::str::from_utf8(&window[..len]).unwrap_or_default())
+}
+
 impl Value {
     /// The name Stanza's error messages use for this value's type.
     pub fn type_name(&self) -> &'static str {
@@ -337,6 +382,36 @@ impl serde::Serialize for Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[cfg(all(target_pointer_width = "64", target_endian = "little"))]
+    #[test]
+    fn inline_text_is_compact_strs_own() {
+        // Every length, one- to four-byte characters, and what follows in the window.
+        let samples = "héllo wörld €uro 😀 ascii-only-text-of-some-length ÿ";
+        for (from, _) in samples.char_indices() {
+            for len in 0..=INLINE_MAX {
+                let rest = &samples[from..];
+                if len > rest.len() || !rest.is_char_boundary(len) {
+                    continue;
+                }
+                let mut window = [0xA5u8; INLINE_MAX];
+                let n = rest.len().min(INLINE_MAX);
+                window[..n].copy_from_slice(&rest.as_bytes()[..n]);
+                let built = inline_text(&window, len);
+                let want = Text::from(&rest[..len]);
+                assert_eq!(built, want);
+                assert!(!built.is_heap_allocated());
+                // SAFETY: both are 24 plain bytes here.
+                let (a, b) = unsafe {
+                    (
+                        std::mem::transmute::<Text, [u8; 24]>(built),
+                        std::mem::transmute::<Text, [u8; 24]>(want),
+                    )
+                };
+                assert_eq!(a, b, "layout of {:?}", &rest[..len]);
+            }
+        }
+    }
 
     #[test]
     fn json_numbers_follow_the_mode() {
