@@ -220,7 +220,8 @@ def otelcol_binary():
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--bin", default=os.path.join(os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target")), "release", "centimane"))
+    ap.add_argument("--bin", default=os.path.join(os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target")), "dist", "centimane"),
+                    help="the agent to measure (default: the `dist` build hosts install: cargo build --profile dist -p centimane)")
     ap.add_argument("--lines", type=int, default=1_000_000)
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--workloads", default="json,regex,passthrough")
@@ -241,6 +242,8 @@ def main():
     os.makedirs(a.data, exist_ok=True)
     work = a.keep or tempfile.mkdtemp(prefix="centimane-ingest-")
     os.makedirs(work, exist_ok=True)
+    if not os.access(a.bin, os.X_OK):
+        sys.exit(f"no agent binary at {a.bin}: build it (cargo build --profile dist -p centimane) or pass --bin")
     agents = [("centimane", os.path.abspath(a.bin))]
     for extra in a.also:
         label, _, path = extra.partition("=")
