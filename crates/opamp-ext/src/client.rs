@@ -81,11 +81,6 @@ impl OpampHandle {
     }
 }
 
-/// The status a remote config keeps, after a restart, when the agent stopped (or crashed)
-/// while applying it.
-pub const STOPPED_WHILE_APPLYING: &str =
-    "the agent stopped while applying this config; it restarted on its last good config";
-
 /// Starts the OpAMP client on the current Tokio runtime.
 ///
 /// `state_dir` holds the instance UID and the last good remote config (created if
@@ -542,20 +537,11 @@ impl Runner {
 
     /// Hands an accepted config to the agent. The agent's future runs in its own task (a
     /// panic in it becomes a FAILED status instead of a stuck APPLYING).
-    ///
-    /// Until the agent reports back, the config is recorded on disk as failed with
-    /// [`STOPPED_WHILE_APPLYING`]: if applying it takes the process down (a build with
-    /// `panic = "abort"` stops at a panic), the agent restarts on its last good config,
-    /// reports that, and does not apply this config again; a restart loop is not an
-    /// option for a config the server keeps offering.
     fn start_pending_apply(&mut self) {
         let Some(job) = self.to_start.take() else {
             return;
         };
         tracing::info!(hash = %hex::encode(&job.hash), "applying a remote config");
-        if let Err(e) = self.store.record_failed(&job.hash, STOPPED_WHILE_APPLYING) {
-            tracing::error!(error = %e, "cannot persist the remote config status");
-        }
         let applying = tokio::spawn(self.control.apply_remote_config(&job.yaml));
         let tx = self.done_tx.clone();
         tokio::spawn(async move {

@@ -47,7 +47,7 @@ pub mod test_server;
 mod tls;
 mod transport;
 
-pub use client::{ChangeNotifier, OpampHandle, STOPPED_WHILE_APPLYING, start};
+pub use client::{ChangeNotifier, OpampHandle, start};
 pub use config::{
     AttributeValue, Backoff, Capabilities, Headers, OpampConfig, ServerConfig, TlsConfig,
     Transport, parse_config,

@@ -8,7 +8,7 @@ use centimane_opamp_ext::proto::{
     AgentCapabilities, CustomMessage, Header, Headers, TelemetryConnectionSettings,
 };
 use centimane_opamp_ext::test_server::{TestServer, Via, yaml_config};
-use centimane_opamp_ext::{SNAPSHOT_CAPABILITY, STOPPED_WHILE_APPLYING, last_remote_config, start};
+use centimane_opamp_ext::{SNAPSHOT_CAPABILITY, last_remote_config, start};
 use common::*;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use prost::Message;
@@ -782,56 +782,6 @@ async fn last_good_config_survives_a_restart() {
         fake.applied().is_empty(),
         "the same config was applied again"
     );
-    handle.shutdown().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_config_the_agent_stopped_applying_is_failed_not_applied_again() {
-    let server = server().await;
-    let dir = tempfile::tempdir().unwrap();
-    let good = yaml_config(&good_yaml(5));
-    let uid = {
-        let handle = start(
-            client_config(&server, Kind::Ws),
-            dir.path().into(),
-            Fake::new(),
-        )
-        .unwrap();
-        let uid = agent_uid(&server).await;
-        server.push_config(uid, good.clone()).unwrap();
-        wait_statuses(&server, uid, &good.config_hash, "APPLIED").await;
-        handle.shutdown().await;
-        uid
-    };
-
-    // An agent that stops (as a crash would) while a config is being applied.
-    let stuck = Fake::new();
-    stuck.set_apply_delay(Duration::from_secs(600));
-    let mut config = client_config(&server, Kind::Ws);
-    config.config_apply_timeout = Duration::from_secs(600);
-    let handle = start(config, dir.path().into(), stuck).unwrap();
-    let fatal = yaml_config(&good_yaml(6));
-    server.push_config(uid, fatal.clone()).unwrap();
-    wait_statuses(&server, uid, &fatal.config_hash, "APPLYING").await;
-    handle.shutdown().await;
-    assert_eq!(
-        last_remote_config(dir.path()),
-        Some(good_yaml(5)),
-        "the last good config stays the one to start on"
-    );
-
-    // Restarted, it reports the config as failed and does not apply it again.
-    let fake = Fake::new();
-    let handle = start(
-        client_config(&server, Kind::Ws),
-        dir.path().into(),
-        fake.clone(),
-    )
-    .unwrap();
-    let statuses = wait_statuses(&server, uid, &fatal.config_hash, "FAILED").await;
-    assert_eq!(statuses.last().unwrap().1, STOPPED_WHILE_APPLYING);
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(fake.applied().is_empty(), "the config was applied again");
     handle.shutdown().await;
 }
 
