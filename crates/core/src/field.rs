@@ -5,6 +5,7 @@ use crate::entry::Entry;
 use crate::value::{Map, Text, Value};
 use std::fmt;
 use std::str::FromStr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Which part of the entry a field starts from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -30,6 +31,46 @@ impl FieldRoot {
 pub struct Field {
     root: FieldRoot,
     keys: Vec<Text>,
+    /// Where the first key was last found in its map (see [`Map::get_index_near`]).
+    near: PositionHint,
+}
+
+/// A position to look at first. It only saves time: it is not part of a field's
+/// identity (equal and hashed alike whatever it holds), and a wrong one costs one
+/// comparison. Atomic so that a `Field` stays `Sync`; each access is a relaxed load, and
+/// a store only when the position moved.
+#[derive(Debug, Default)]
+struct PositionHint(AtomicUsize);
+
+impl PositionHint {
+    fn get(&self) -> usize {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    fn found(&self, at: usize) -> usize {
+        if self.get() != at {
+            self.0.store(at, Ordering::Relaxed);
+        }
+        at
+    }
+}
+
+impl Clone for PositionHint {
+    fn clone(&self) -> Self {
+        PositionHint(AtomicUsize::new(self.get()))
+    }
+}
+
+impl PartialEq for PositionHint {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for PositionHint {}
+
+impl std::hash::Hash for PositionHint {
+    fn hash<H: std::hash::Hasher>(&self, _: &mut H) {}
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -55,6 +96,7 @@ impl Field {
         Field {
             root: FieldRoot::Body,
             keys: Vec::new(),
+            near: PositionHint::default(),
         }
     }
 
@@ -62,6 +104,7 @@ impl Field {
         Field {
             root: FieldRoot::Attributes,
             keys: Vec::new(),
+            near: PositionHint::default(),
         }
     }
 
@@ -70,6 +113,7 @@ impl Field {
         Field {
             root,
             keys: keys.into_iter().map(Into::into).collect(),
+            near: PositionHint::default(),
         }
     }
 
@@ -90,18 +134,20 @@ impl Field {
     /// `attributes`/`resource` roots are not values and read as absent. A missing key or a
     /// step through a non-map is absent, not an error.
     pub fn get<'e>(&self, entry: &'e Entry) -> Option<&'e Value> {
-        let (first, rest) = match self.root {
+        let (map, first, rest) = match self.root {
             FieldRoot::Body => {
                 let Some((first, rest)) = self.keys.split_first() else {
                     return Some(&entry.body);
                 };
-                (entry.body.as_map()?.get(first)?, rest)
+                (entry.body.as_map()?, first, rest)
             }
             FieldRoot::Attributes | FieldRoot::Resource => {
                 let (first, rest) = self.keys.split_first()?;
-                (self.root_map(entry).get(first)?, rest)
+                (self.root_map(entry), first, rest)
             }
         };
+        let at = self.near.found(map.get_index_near(first, self.near.get())?);
+        let first = map.get_index(at).map(|(_, v)| v)?;
         rest.iter()
             .try_fold(first, |v, key| v.as_map().and_then(|m| m.get(key)))
     }
@@ -161,10 +207,14 @@ impl Field {
             FieldRoot::Body => entry.body.as_map_mut()?,
             _ => self.root_map_mut(entry),
         };
+        // shift_remove keeps the order of the remaining keys, as users expect in output.
+        if parents.is_empty() {
+            let at = self.near.found(map.get_index_near(last, self.near.get())?);
+            return map.shift_remove_index(at).map(|(_, v)| v);
+        }
         for key in parents {
             map = map.get_mut(key)?.as_map_mut()?;
         }
-        // shift_remove keeps the order of the remaining keys, as users expect in output.
         map.shift_remove(last)
     }
 
@@ -247,7 +297,11 @@ impl FromStr for Field {
                 return Err(err(FieldError::AfterBracket));
             }
         }
-        Ok(Field { root, keys })
+        Ok(Field {
+            root,
+            keys,
+            near: PositionHint::default(),
+        })
     }
 }
 
@@ -289,6 +343,39 @@ mod tests {
 
     fn f(s: &str) -> Field {
         s.parse().unwrap()
+    }
+
+    #[test]
+    fn lookups_follow_keys_that_move_and_the_hint_is_not_identity() {
+        use std::hash::{BuildHasher, RandomState};
+        let field = f("attributes.msg");
+        let entry = |keys: &[&str]| {
+            let mut e = Entry::default();
+            for k in keys {
+                e.attributes
+                    .insert((*k).into(), Value::from(format!("v-{k}")));
+            }
+            e
+        };
+        for keys in [
+            &["a", "msg", "b"][..],
+            &["msg"],
+            &["x", "y", "z", "msg"],
+            &["x", "y"],
+            &["msg", "x"],
+        ] {
+            let mut e = entry(keys);
+            let want = keys.contains(&"msg").then(|| Value::from("v-msg"));
+            assert_eq!(field.get(&e).cloned(), want, "{keys:?}");
+            assert_eq!(field.delete(&mut e), want, "{keys:?}");
+            assert!(!e.attributes.contains_key("msg"));
+            let rest: Vec<_> = keys.iter().filter(|k| **k != "msg").collect();
+            assert_eq!(e.attributes.keys().collect::<Vec<_>>(), rest, "order kept");
+        }
+        let fresh = f("attributes.msg");
+        assert_eq!(field, fresh);
+        let hasher = RandomState::new();
+        assert_eq!(hasher.hash_one(&field), hasher.hash_one(&fresh));
     }
 
     #[test]

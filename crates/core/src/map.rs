@@ -158,6 +158,31 @@ impl Map {
         }
     }
 
+    /// The position of `key`, looked for at `hint` first: records of one source keep
+    /// their keys in one order, so where a key was last found is where it usually is.
+    pub fn get_index_near(&self, key: &str, hint: usize) -> Option<usize> {
+        match self.entries.get(hint) {
+            Some((k, _)) if k == key => Some(hint),
+            _ => self.get_index_of(key),
+        }
+    }
+
+    /// The entry at `index`.
+    pub fn get_index(&self, index: usize) -> Option<(&Text, &Value)> {
+        self.entries.get(index).map(|(k, v)| (k, v))
+    }
+
+    /// Removes the entry at `index` (from [`Map::get_index_of`] or
+    /// [`Map::get_index_near`]), keeping the order of the others.
+    pub fn shift_remove_index(&mut self, index: usize) -> Option<(Text, Value)> {
+        if index >= self.entries.len() {
+            return None;
+        }
+        let removed = self.entries.remove(index);
+        self.reindex();
+        Some(removed)
+    }
+
     pub fn get<Q: AsRef<str> + ?Sized>(&self, key: &Q) -> Option<&Value> {
         self.get_index_of(key).map(|i| &self.entries[i].1)
     }
@@ -335,9 +360,7 @@ impl Map {
 
     pub fn shift_remove_entry<Q: AsRef<str> + ?Sized>(&mut self, key: &Q) -> Option<(Text, Value)> {
         let i = self.get_index_of(key)?;
-        let removed = self.entries.remove(i);
-        self.reindex();
-        Some(removed)
+        self.shift_remove_index(i)
     }
 
     /// Restores the index invariant after entries moved.

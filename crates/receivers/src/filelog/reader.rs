@@ -96,8 +96,9 @@ impl ReadBuffer {
     /// the text.
     fn valid_text(&self) -> &str {
         // SAFETY: `bytes[..valid_to]` was validated (see `read_lines`) and has not been
-        // written since: bytes are only written after a `forget` or a compaction, both of
-        // which reset `valid_to` first.
+        // written since: a read writes from `filled` (>= `valid_to`) on, a compaction
+        // moves validated bytes to the front with `valid_to` (only from a character
+        // boundary), and `forget` resets it.
         unsafe { std::str::from_utf8_unchecked(&self.bytes[..self.valid_to]) }
     }
 }
@@ -183,12 +184,25 @@ pub(crate) fn read_lines(
             return Ok(ReadEnd::Eof);
         }
         // No complete token is pending: move the pending bytes to the front (they are
-        // less than a token) and read more after them. The buffer keeps its length
-        // between calls, so its bytes are zeroed once, when it grows, not before every read.
-        buf.valid_to = 0;
-        buf.bytes.copy_within(buf.start..buf.filled, 0);
-        buf.filled -= buf.start;
-        buf.start = 0;
+        // less than a token) and read more after them; what of them was validated stays
+        // so if they start at a character boundary. A long line being gathered stays at
+        // the front, moved and validated once. The buffer keeps its length between calls,
+        // so its bytes are zeroed once, when it grows, not before every read.
+        if buf.start > 0 {
+            let boundary = buf.start == buf.valid_to
+                || buf
+                    .bytes
+                    .get(buf.start)
+                    .is_some_and(|b| (*b as i8) >= -0x40);
+            buf.valid_to = if buf.start <= buf.valid_to && boundary {
+                buf.valid_to - buf.start
+            } else {
+                0
+            };
+            buf.bytes.copy_within(buf.start..buf.filled, 0);
+            buf.filled -= buf.start;
+            buf.start = 0;
+        }
         if buf.bytes.len() < buf.filled + READ_CHUNK {
             buf.bytes.resize(buf.filled + READ_CHUNK, 0);
         }
@@ -201,11 +215,12 @@ pub(crate) fn read_lines(
         buf.filled += n;
         eof = n == 0;
         if opts.decode.is_utf8() {
-            // One validation per read instead of one per line (the pending bytes, less
-            // than a line, are validated again). What follows an invalid or cut
-            // sequence is validated line by line, as before.
-            buf.valid_to = match simdutf8::compat::from_utf8(&buf.bytes[..buf.filled]) {
-                Ok(_) => buf.filled,
+            // One validation per read instead of one per line, from where the last one
+            // ended (a character boundary). What follows an invalid or cut sequence is
+            // validated line by line, as before, until the next read.
+            let from = buf.valid_to;
+            buf.valid_to += match simdutf8::compat::from_utf8(&buf.bytes[from..buf.filled]) {
+                Ok(_) => buf.filled - from,
                 Err(e) => e.valid_up_to(),
             };
         }
@@ -453,10 +468,11 @@ mod tests {
             let batched = read_in_batches(&content, &o, &sizes, &restart, most);
             prop_assert_eq!(&batched.0, &once.0);
             prop_assert_eq!(batched.1.offset, once.1.offset);
-            // A piece of exactly `max` bytes whose CR LF is not read yet is cut there, and
-            // the lone CR after it counts as an (empty, dropped) record of its own; read
-            // together, CR LF ends the piece. Only the record count can tell.
-            if !content.contains(&b'\r') || max > content.len() {
+            // A piece of exactly `max` bytes whose delimiter (or CR LF) is not read yet is
+            // cut there, and the delimiter after it ends an empty record of its own (not
+            // kept, but counted); read together, the delimiter ends the piece. Only the
+            // record count can tell, and only when lines can be cut.
+            if max > content.len() {
                 prop_assert_eq!(batched.1.record_num, once.1.record_num);
             }
             if max > content.len() {
