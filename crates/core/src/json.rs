@@ -9,7 +9,9 @@
 //! doubles) and lone surrogate escapes. The caller then parses with serde_json, which stays
 //! the reference for results and error messages; `tests` check the two agree.
 
-use crate::value::{INLINE_MAX, Map, NumberMode, TOP_LEVEL_ROOM, Text, Value, inline_text};
+use crate::value::{
+    INLINE_MAX, Map, NumberMode, TOP_LEVEL_ROOM, Text, Value, clone_text_into, inline_text, text,
+};
 use std::cell::Cell;
 
 /// serde_json refuses deeper nesting (its recursion limit); giving up first lets it report.
@@ -79,6 +81,13 @@ impl LayoutKey {
         let key = self.text.as_bytes();
         input.get(..key.len()) == Some(key) && input.get(key.len()) == Some(&b'"')
     }
+}
+
+/// An object's key as read: the layout's key at an index (see [`Reader::push_entry`]), or
+/// one made from the input.
+enum Key {
+    Layout(usize),
+    Read(Text),
 }
 
 impl Shape {
@@ -256,7 +265,7 @@ impl Reader<'_> {
             let key = if depth == 0 {
                 self.top_level_key(self.pending.len() - start)?
             } else {
-                self.string::<Text>()?
+                Key::Read(self.string::<Text>()?)
             };
             self.skip_ws();
             if self.peek()? != b':' {
@@ -285,9 +294,13 @@ impl Reader<'_> {
     /// read back right after being written in other pieces, which stalled the CPU (store
     /// forwarding fails) at every field.
     #[inline(always)]
-    fn push_entry(&mut self, key: Text, depth: usize) -> Option<()> {
+    fn push_entry(&mut self, key: Key, depth: usize) -> Option<()> {
         if let b'{' | b'[' = self.peek()? {
             let value = self.value(depth)?;
+            let key = match key {
+                Key::Layout(i) => self.shape.keys[i].text.clone(),
+                Key::Read(text) => text,
+            };
             self.pending.push((key, value));
             return Some(());
         }
@@ -299,7 +312,10 @@ impl Reader<'_> {
         unsafe {
             let slot = self.pending.as_mut_ptr().add(len);
             self.scalar_into(&raw mut (*slot).1)?;
-            (&raw mut (*slot).0).write(key);
+            match key {
+                Key::Layout(i) => clone_text_into(&self.shape.keys[i].text, &raw mut (*slot).0),
+                Key::Read(text) => (&raw mut (*slot).0).write(text),
+            }
             self.pending.set_len(len + 1);
         }
         Some(())
@@ -441,18 +457,18 @@ impl Reader<'_> {
         }
     }
 
-    /// The key of entry `i` of a top-level object: when it is the layout's key `i`, a copy
-    /// of that key (cheaper than making a new one from the text).
-    fn top_level_key(&mut self, i: usize) -> Option<Text> {
+    /// The key of entry `i` of a top-level object: when it is the layout's key `i`, that
+    /// key, to be copied into place (cheaper than making a new one from the text).
+    fn top_level_key(&mut self, i: usize) -> Option<Key> {
         let start = self.at + 1;
         if let Some(known) = self.shape.keys.get(i)
             && known.starts(&self.bytes[start..])
         {
             self.layout_hits += 1;
             self.at = start + known.text.len() + 1;
-            return Some(known.text.clone());
+            return Some(Key::Layout(i));
         }
-        self.string::<Text>()
+        self.string::<Text>().map(Key::Read)
     }
 
     /// A string at the opening quote, as a key (`Text`) or a value. Unescaped runs are
@@ -481,7 +497,7 @@ impl Reader<'_> {
             let window: &[u8; INLINE_MAX] = window.try_into().expect("a whole window");
             return inline_text(window, len);
         }
-        Text::from(&self.text[start..end])
+        text(&self.text[start..end])
     }
 
     /// The rest of a string from `start` whose first escape is at `end`.

@@ -75,6 +75,73 @@ pub(crate) fn inline_text(window: &[u8; INLINE_MAX], len: usize) -> Text {
     Text::from(std::str::from_utf8(&window[..len]).unwrap_or_default())
 }
 
+/// The smallest buffer compact_str allocates for a string: its inline size and a word.
+#[cfg(all(target_pointer_width = "64", target_endian = "little"))]
+const HEAP_MIN: usize = INLINE_MAX + 8;
+
+/// The last byte of a heap [`Text`]'s third word (compact_str's `LastByte::Heap`); the
+/// other seven bytes hold the capacity.
+#[cfg(all(target_pointer_width = "64", target_endian = "little"))]
+const HEAP_TAG: u64 = 0xD8 << 56;
+
+/// A [`Text`] of `s`. Longer strings than [`INLINE_MAX`] are built in registers, as
+/// [`inline_text`] builds short ones: `Text::from`, out of line, wrote the new string to
+/// the stack in pieces and its caller read it back whole while the stores were in flight,
+/// a stall at every long value (a message, a trace id) and at every line's body.
+///
+/// The words are compact_str's heap layout: the buffer, the length, and the capacity
+/// tagged with [`HEAP_TAG`]. The buffer is allocated as compact_str allocates it (at least
+/// [`HEAP_MIN`] bytes, alignment 1), so that compact_str frees and grows it.
+/// `texts_are_compact_strs_own` checks lengths, capacities and growth against
+/// `Text::from`.
+#[cfg(all(target_pointer_width = "64", target_endian = "little"))]
+#[inline(always)]
+pub fn text(s: &str) -> Text {
+    if s.len() <= INLINE_MAX {
+        return Text::from(s);
+    }
+    let capacity = s.len().max(HEAP_MIN);
+    // A `str` is at most `isize::MAX` bytes, and so is this.
+    let layout = std::alloc::Layout::from_size_align(capacity, 1).expect("a str's length");
+    // SAFETY: the layout's size is not zero.
+    let buffer = unsafe { std::alloc::alloc(layout) };
+    if buffer.is_null() {
+        std::alloc::handle_alloc_error(layout);
+    }
+    // SAFETY: `buffer` is a new allocation of at least `s.len()` bytes.
+    unsafe { buffer.copy_from_nonoverlapping(s.as_ptr(), s.len()) };
+    let words = [buffer as u64, s.len() as u64, capacity as u64 | HEAP_TAG];
+    // SAFETY: these are the words compact_str 0.9.1 (pinned) keeps for a heap string:
+    // `buffer` allocated with the layout it frees with (size `capacity`, alignment 1),
+    // holding `s.len()` bytes of valid UTF-8; a capacity below 2^56 is stored in the third
+    // word under the tag. The `Text` owns the buffer from here.
+    unsafe { std::mem::transmute::<[u64; 3], Text>(words) }
+}
+
+/// [`text`] where compact_str's layout is not the one [`text`] builds.
+#[cfg(not(all(target_pointer_width = "64", target_endian = "little")))]
+pub fn text(s: &str) -> Text {
+    Text::from(s)
+}
+
+/// Writes a clone of `text` to `out` with one copy from `text` to `out`: a clone returned
+/// and then stored was assembled on the stack and read back mid-write (a stall in
+/// `perf annotate`). An inline or static string owns nothing, so its bytes are its clone.
+///
+/// # Safety
+/// `out` is valid for writes and holds nothing that needs dropping.
+#[inline(always)]
+pub(crate) unsafe fn clone_text_into(text: &Text, out: *mut Text) {
+    if text.is_heap_allocated() {
+        // SAFETY: as the caller vouches.
+        unsafe { out.write(text.clone()) };
+    } else {
+        // SAFETY: as the caller vouches for `out`; `text` owns no memory (see above), so
+        // both copies may be dropped.
+        unsafe { out.copy_from_nonoverlapping(text, 1) };
+    }
+}
+
 impl Value {
     /// The name Stanza's error messages use for this value's type.
     pub fn type_name(&self) -> &'static str {
@@ -409,6 +476,56 @@ mod tests {
                     )
                 };
                 assert_eq!(a, b, "layout of {:?}", &rest[..len]);
+            }
+        }
+    }
+
+    #[test]
+    fn texts_are_compact_strs_own() {
+        let samples = "héllo wörld €uro 😀 ascii-only-text-of-some-length ÿ, and a longer tail \
+                       past the smallest heap buffer, to see growth and capacity";
+        for (from, _) in samples.char_indices() {
+            for (to, _) in samples[from..].char_indices() {
+                let s = &samples[from..from + to];
+                let mut built = text(s);
+                let want = Text::from(s);
+                assert_eq!(built, want);
+                assert_eq!(built.len(), want.len());
+                assert_eq!(built.capacity(), want.capacity(), "capacity of {s:?}");
+                assert_eq!(built.is_heap_allocated(), want.is_heap_allocated());
+                // The buffer is compact_str's to grow, shrink, clone and free.
+                let copy = built.clone();
+                built.push_str(" and more, to grow the buffer past where it was");
+                assert_eq!(
+                    built,
+                    format!("{s} and more, to grow the buffer past where it was")
+                );
+                built.truncate(s.len());
+                built.shrink_to_fit();
+                assert_eq!(built, copy);
+                drop(copy);
+            }
+        }
+    }
+
+    #[test]
+    fn clones_written_in_place_are_clones() {
+        for s in [
+            "",
+            "short",
+            "a key of exactly 24 bytes",
+            "a string too long to be inline",
+        ] {
+            for original in [Text::from(s), Text::const_new("a static str that is long")] {
+                let mut slot = std::mem::MaybeUninit::<Text>::uninit();
+                // SAFETY: the slot is valid for writes and holds nothing.
+                let cloned = unsafe {
+                    clone_text_into(&original, slot.as_mut_ptr());
+                    slot.assume_init()
+                };
+                assert_eq!(cloned, original);
+                drop(original);
+                assert!(cloned.len() <= 30);
             }
         }
     }

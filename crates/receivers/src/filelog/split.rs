@@ -1,7 +1,7 @@
 //! Tokenizing: where one record ends and the next begins (stanza.md §7.2), and how a
 //! token's bytes become a body.
 
-use centimane_core::Value;
+use centimane_core::value::{self, Value};
 use encoding_rs::Encoding;
 use regex::bytes::Regex;
 use std::ops::Range;
@@ -172,7 +172,7 @@ impl Decode {
                     return None;
                 }
                 Some(match simdutf8::basic::from_utf8(token) {
-                    Ok(s) => Value::Str(s.into()),
+                    Ok(s) => Value::Str(value::text(s)),
                     Err(_) if matches!(self, Decode::Utf8Raw) => Value::Bytes(token.into()),
                     Err(_) => Value::Str(String::from_utf8_lossy(token).into_owned().into()),
                 })
@@ -199,7 +199,7 @@ impl Decode {
         debug_assert!(self.is_utf8());
         let kept = trim.range(text.as_bytes());
         // The trimmed bytes are ASCII, so the range's ends are character boundaries.
-        (!kept.is_empty()).then(|| Value::Str(text[kept].into()))
+        (!kept.is_empty()).then(|| Value::Str(value::text(&text[kept])))
     }
 }
 
