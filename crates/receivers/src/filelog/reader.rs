@@ -7,7 +7,7 @@
 //! re-reads it whole.
 
 use super::split::{Decode, Split, Trim};
-use centimane_core::Value;
+use centimane_core::value::{self, Value};
 use std::io::Read;
 use std::time::{Duration, Instant};
 
@@ -269,17 +269,41 @@ fn emit(
                 trailing: false,
             }
         };
-        let body = match text.and_then(|t| t.get(from..from + piece.len())) {
-            Some(piece) => opts.decode.body_of_text(piece, trim),
-            None => opts.decode.body(piece, trim),
-        };
-        if let Some(body) = body {
-            lines.push(Line {
-                body,
-                offset: offset + from as u64,
-                record_num: pos.record_num,
-            });
+        let offset = offset + from as u64;
+        match text.and_then(|t| t.get(from..from + piece.len())) {
+            Some(piece) => {
+                if let Some(body) = opts.decode.body_text(piece, trim) {
+                    push_text_line(lines, body, offset, pos.record_num);
+                }
+            }
+            None => {
+                if let Some(body) = opts.decode.body(piece, trim) {
+                    lines.push(Line {
+                        body,
+                        offset,
+                        record_num: pos.record_num,
+                    });
+                }
+            }
         }
+    }
+}
+
+/// Pushes the line of body `text` with its string made straight in the new slot: a `Line`
+/// assembled on the stack was copied with wider loads than the stores that had just built
+/// its body, a store-forwarding stall at every line (a third of `emit` in `perf annotate`).
+#[inline(always)]
+fn push_text_line(lines: &mut Vec<Line>, text: &str, offset: u64, record_num: u64) {
+    lines.reserve(1);
+    let len = lines.len();
+    // SAFETY: the slot at `len` was reserved above; all its fields are written before the
+    // length grows to include it.
+    unsafe {
+        let slot = lines.as_mut_ptr().add(len);
+        (&raw mut (*slot).body).write(Value::Str(value::text(text)));
+        (&raw mut (*slot).offset).write(offset);
+        (&raw mut (*slot).record_num).write(record_num);
+        lines.set_len(len + 1);
     }
 }
 

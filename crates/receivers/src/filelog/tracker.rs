@@ -750,12 +750,16 @@ impl Tracker {
                 }
                 m
             });
-            let mut entry = Entry {
-                body: std::mem::take(&mut line.body),
+            // Pushed empty and filled in place: an entry assembled on the stack was copied
+            // into the vector with wider loads than the stores that had just built its
+            // body and attribute map, a store-forwarding stall at every line.
+            entries.push(Entry {
                 observed_timestamp: observed,
-                attributes: attributes.clone_with_capacity(self.attributes_room),
                 ..Entry::default()
-            };
+            });
+            let entry = entries.last_mut().expect("pushed above");
+            entry.body = std::mem::take(&mut line.body);
+            attributes.clone_into_with_capacity(&mut entry.attributes, self.attributes_room);
             if flags.record_number {
                 entry.attributes.insert(
                     "log.file.record_number".into(),
@@ -768,7 +772,6 @@ impl Tracker {
                     Value::Int(line.offset as i64),
                 );
             }
-            entries.push(entry);
         }
         lines.clear();
         let mut out = centimane_core::recycle::spare(entries.len());
