@@ -133,6 +133,7 @@ impl Field {
     /// The field's value. `body` alone is always present (possibly `Null`); the bare
     /// `attributes`/`resource` roots are not values and read as absent. A missing key or a
     /// step through a non-map is absent, not an error.
+    #[inline]
     pub fn get<'e>(&self, entry: &'e Entry) -> Option<&'e Value> {
         let (map, first, rest) = match self.root {
             FieldRoot::Body => {
@@ -155,6 +156,7 @@ impl Field {
     /// Sets the field (Stanza's merge rules): a map set onto a map merges into it, missing or
     /// non-map intermediate steps become maps, `body` set to a non-map replaces the body, and
     /// the bare `attributes`/`resource` accept only maps (merged).
+    #[inline]
     pub fn set(&self, entry: &mut Entry, value: Value) -> Result<(), FieldError> {
         let Some((last, parents)) = self.keys.split_last() else {
             return match (self.root, value) {
@@ -196,6 +198,7 @@ impl Field {
 
     /// Removes the field and returns what it held. `body` becomes `Null`; the bare
     /// `attributes`/`resource` are cleared (returned as a map). Parents left empty stay.
+    #[inline]
     pub fn delete(&self, entry: &mut Entry) -> Option<Value> {
         let Some((last, parents)) = self.keys.split_last() else {
             return Some(match self.root {

@@ -187,6 +187,7 @@ impl Map {
 
     /// The position of `key`, looked for at `hint` first: records of one source keep
     /// their keys in one order, so where a key was last found is where it usually is.
+    #[inline]
     pub fn get_index_near(&self, key: &str, hint: usize) -> Option<usize> {
         match self.entries.get(hint) {
             Some((k, _)) if k == key => Some(hint),
@@ -201,6 +202,7 @@ impl Map {
 
     /// Removes the entry at `index` (from [`Map::get_index_of`] or
     /// [`Map::get_index_near`]), keeping the order of the others.
+    #[inline]
     pub fn shift_remove_index(&mut self, index: usize) -> Option<(Text, Value)> {
         if index >= self.entries.len() {
             return None;
