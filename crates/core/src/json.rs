@@ -36,6 +36,10 @@ struct Shape {
     /// Distinct keys, or none.
     keys: Vec<LayoutKey>,
     score: i8,
+    /// Keys an object of this layout was last merged after (a file's attributes), none of
+    /// which is one of the layout's: the next object merged after the same keys is known to
+    /// add only new ones without comparing each of its keys with each of them.
+    beside: Vec<Text>,
 }
 
 /// A key of a [`Shape`]. It holds no byte a JSON string must escape (`"`, `\`, control
@@ -96,7 +100,22 @@ impl Shape {
     const NONE: Shape = Shape {
         keys: Vec::new(),
         score: 0,
+        beside: Vec::new(),
     };
+
+    /// Whether no key of `new` (an object of this layout, just read) is among those of
+    /// `old`, the entries it is merged after; see [`Shape::beside`].
+    fn is_fresh_beside(&mut self, old: &[(Text, Value)], new: &[(Text, Value)]) -> bool {
+        if self.beside.len() == old.len() && self.beside.iter().zip(old).all(|(a, (k, _))| a == k) {
+            return true;
+        }
+        let fresh = new.iter().all(|(key, _)| old.iter().all(|(k, _)| k != key));
+        if fresh {
+            self.beside.clear();
+            self.beside.extend(old.iter().map(|(k, _)| k.clone()));
+        }
+        fresh
+    }
 }
 
 const SHAPE_SCORE_MAX: i8 = 8;
@@ -365,7 +384,12 @@ impl Reader<'_> {
         let known = read && self.layout_is_known(before);
         std::mem::swap(&mut self.pending, &mut entries);
         if known {
-            into.settle_appended(entries, before);
+            let (old, new) = entries.split_at(before);
+            if self.shape.is_fresh_beside(old, new) {
+                into.settle_fresh(entries);
+            } else {
+                into.settle_appended(entries, before);
+            }
             return Some(());
         }
         // Another layout, whose keys may repeat, is merged from the stack; what was read of
@@ -408,6 +432,7 @@ impl Reader<'_> {
         if shape.score < 0 {
             shape.score = 0;
             shape.keys.clear();
+            shape.beside.clear();
             let distinct = || {
                 entries
                     .iter()
@@ -785,6 +810,41 @@ mod tests {
         for numbers in [NumberMode::AllDouble, NumberMode::IntsWhenIntegral] {
             let fast = parse(line, numbers).expect("the fast path reads a log line");
             assert!(identical(&fast, &reference(line, numbers).unwrap()));
+        }
+    }
+
+    #[test]
+    fn a_known_layout_is_merged_after_whatever_keys_are_there() {
+        // One layout, read again and again after keys that change: new to it, one of its
+        // own, none, several. Each merge must be what merging the parsed map gives.
+        let text = r#"{"a":1,"b":2,"c":3}"#;
+        for before in [
+            &["z"][..],
+            &["a"],
+            &["z"],
+            &[],
+            &["b", "z"],
+            &["z"],
+            &["x", "c"],
+        ] {
+            for _ in 0..3 {
+                let mut base = Map::new();
+                for k in before {
+                    base.insert((*k).into(), Value::Int(0));
+                }
+                let mut fast = base.clone();
+                merge_object(text, NumberMode::IntsWhenIntegral, &mut fast).unwrap();
+                let mut want = base;
+                match reference(text, NumberMode::IntsWhenIntegral) {
+                    Some(Value::Map(parsed)) => want.merge(*parsed),
+                    other => panic!("serde gives {other:?}"),
+                }
+                let (fast, want) = (Value::Map(Box::new(fast)), Value::Map(Box::new(want)));
+                assert!(
+                    identical(&fast, &want),
+                    "after {before:?}: {fast:?} want {want:?}"
+                );
+            }
         }
     }
 

@@ -334,6 +334,21 @@ impl Map {
         self.reindex();
     }
 
+    /// [`Map::settle_appended`] for entries whose appended keys the caller knows to be
+    /// new to the map (see `json::Shape::beside`): they stay where they are.
+    pub(crate) fn settle_fresh(&mut self, entries: Vec<(Text, Value)>) {
+        debug_assert!(self.entries.is_empty() && self.index.is_none());
+        debug_assert!(
+            entries
+                .iter()
+                .enumerate()
+                .all(|(i, (k, _))| entries[..i].iter().all(|(o, _)| o != k)),
+            "settle_fresh given a repeated key"
+        );
+        self.entries = entries;
+        self.reindex();
+    }
+
     /// As [`Map::merge_unique`], for all the entries of a vector, which is left empty:
     /// when none of their keys is here already (a parser's result landing next to the file
     /// name), they are moved in as one block.
