@@ -417,12 +417,25 @@ fn append(out: &mut Vec<u8>, b: &[u8]) {
     }
     out.reserve(n);
     let len = out.len();
-    let src = b.as_ptr();
-    // SAFETY: `out` has room for `n` more bytes; each move below reads only within `b`
-    // and writes only within `out[len..len + n]` (the two moves of a size overlap when `n`
-    // is below twice that size), so `out[len..len + n]` ends up holding `b`.
+    // SAFETY: `out` has room for `n` more bytes, which `copy_small` fills with `b`.
     unsafe {
-        let dst = out.as_mut_ptr().add(len);
+        copy_small(b, out.as_mut_ptr().add(len));
+        out.set_len(len + n);
+    }
+}
+
+/// Copies `b`, at most 32 bytes, to `dst` with a few word-sized moves (see [`append`]).
+///
+/// # Safety
+/// `b.len() <= 32`, and `dst` is valid for writing `b.len()` bytes that do not overlap `b`.
+#[inline(always)]
+unsafe fn copy_small(b: &[u8], dst: *mut u8) {
+    let (n, src) = (b.len(), b.as_ptr());
+    debug_assert!(n <= 32);
+    // SAFETY: each move below reads only within `b` and writes only within
+    // `dst[..n]` (the two moves of a size overlap when `n` is below twice that size), so
+    // `dst[..n]` ends up holding `b`.
+    unsafe {
         match n {
             16..=32 => copy_ends::<16>(src, dst, n),
             8..=15 => copy_ends::<8>(src, dst, n),
@@ -434,7 +447,6 @@ fn append(out: &mut Vec<u8>, b: &[u8]) {
             }
             _ => {}
         }
-        out.set_len(len + n);
     }
 }
 
@@ -554,59 +566,168 @@ fn put_kvs(out: &mut Vec<u8>, field: u8, map: &Map) {
 
 /// A KeyValue of a non-empty key and a scalar value, under 128 bytes in all, so that
 /// every length in it is one byte: what nearly every attribute of a log record is. Its
-/// headers are written a few bytes at a time, not field by field. False (nothing written)
-/// for any other KeyValue.
+/// bytes are written through a [`ShortKv`]. False (nothing written) for any other KeyValue.
 #[inline(always)]
 fn put_short_kv(out: &mut Vec<u8>, field: u8, k: &[u8], v: &Value) -> bool {
+    // SAFETY (each arm): the KeyValue was started for an AnyValue content of exactly the
+    // bytes the arm writes: a field key, then a one-byte length and the string, a varint
+    // of the length counted, eight bytes, or one byte.
     match v {
         Value::Str(s) => {
             let s = s.as_bytes();
-            if !put_short_kv_head(out, field, k, 2 + s.len()) {
+            let Some(mut kv) = ShortKv::start(out, field, k, 2 + s.len()) else {
                 return false;
+            };
+            unsafe {
+                kv.byte(key(1, LEN));
+                kv.byte(s.len() as u8);
+                kv.copy(s);
+                kv.finish(out);
             }
-            out.extend_from_slice(&[key(1, LEN), s.len() as u8]);
-            append(out, s);
         }
         Value::Int(i) => {
-            if !put_short_kv_head(out, field, k, 1 + varint_len(*i as u64)) {
+            let Some(mut kv) = ShortKv::start(out, field, k, 1 + varint_len(*i as u64)) else {
                 return false;
+            };
+            unsafe {
+                kv.byte(key(3, VARINT));
+                kv.varint(*i as u64);
+                kv.finish(out);
             }
-            out.push(key(3, VARINT));
-            put_varint(out, *i as u64);
         }
         Value::Double(d) => {
-            if !put_short_kv_head(out, field, k, 9) {
+            let Some(mut kv) = ShortKv::start(out, field, k, 9) else {
                 return false;
+            };
+            unsafe {
+                kv.byte(key(4, FIXED64));
+                kv.fixed64(d.to_bits());
+                kv.finish(out);
             }
-            put_fixed64(out, 4, d.to_bits());
         }
         Value::Bool(b) => {
-            if !put_short_kv_head(out, field, k, 2) {
+            let Some(mut kv) = ShortKv::start(out, field, k, 2) else {
                 return false;
+            };
+            unsafe {
+                kv.byte(key(2, VARINT));
+                kv.byte(u8::from(*b));
+                kv.finish(out);
             }
-            out.extend_from_slice(&[key(2, VARINT), u8::from(*b)]);
         }
         _ => return false,
     }
     true
 }
 
-/// For [`put_short_kv`]: a KeyValue's bytes up to its AnyValue's content (`content`
-/// bytes), with room reserved for that content. False, with nothing written, when the key
-/// is empty (proto3 omits it) or the KeyValue takes 128 bytes or more.
-#[inline(always)]
-fn put_short_kv_head(out: &mut Vec<u8>, field: u8, k: &[u8], content: usize) -> bool {
-    // Besides the key and the content: the KeyValue's own key and length, the key field's
-    // key and length, the value field's key and length.
-    let all = 6 + k.len() + content;
-    if k.is_empty() || all >= 128 {
-        return false;
+/// A short KeyValue (see [`put_short_kv`]) being written into room reserved in the output,
+/// through a pointer that stays in a register. Pushed byte by byte onto the vector, each
+/// byte stored made the compiler reload the vector's pointer, length and capacity (a byte
+/// store may alias them) and store the length again.
+///
+/// Invariant: between [`ShortKv::start`] and [`ShortKv::finish`], the output vector is not
+/// touched, and exactly the AnyValue content's bytes given to `start` are written.
+struct ShortKv {
+    at: *mut u8,
+    /// The output's length once the KeyValue is written.
+    end: usize,
+}
+
+impl ShortKv {
+    /// Reserves room for the KeyValue of `k` and an AnyValue of `content` bytes, and writes
+    /// everything up to that content. `None`, with nothing written, when the key is empty
+    /// (proto3 omits it) or the KeyValue takes 128 bytes or more.
+    #[inline(always)]
+    fn start(out: &mut Vec<u8>, field: u8, k: &[u8], content: usize) -> Option<ShortKv> {
+        // Besides the key and the content: the KeyValue's own key and length, the key
+        // field's key and length, the value field's key and length.
+        let all = 6 + k.len() + content;
+        if k.is_empty() || all >= 128 {
+            return None;
+        }
+        out.reserve(all);
+        let len = out.len();
+        let mut kv = ShortKv {
+            // SAFETY: `all` bytes are reserved past `len`.
+            at: unsafe { out.as_mut_ptr().add(len) },
+            end: len + all,
+        };
+        // SAFETY: the head takes `6 + k.len()` of the `all` bytes reserved, and `k` is
+        // under 128 bytes; the content's bytes are the caller's to write.
+        unsafe {
+            kv.byte(key(field, LEN));
+            kv.byte((all - 2) as u8);
+            kv.byte(key(1, LEN));
+            kv.byte(k.len() as u8);
+            kv.copy(k);
+            kv.byte(key(2, LEN));
+            kv.byte(content as u8);
+        }
+        Some(kv)
     }
-    out.reserve(all);
-    out.extend_from_slice(&[key(field, LEN), (all - 2) as u8, key(1, LEN), k.len() as u8]);
-    append(out, k);
-    out.extend_from_slice(&[key(2, LEN), content as u8]);
-    true
+
+    /// # Safety
+    /// Within the bytes reserved (see the type's invariant).
+    #[inline(always)]
+    unsafe fn byte(&mut self, b: u8) {
+        // SAFETY: as the caller vouches.
+        unsafe {
+            *self.at = b;
+            self.at = self.at.add(1);
+        }
+    }
+
+    /// # Safety
+    /// Within the bytes reserved (see the type's invariant).
+    #[inline(always)]
+    unsafe fn copy(&mut self, b: &[u8]) {
+        // SAFETY: as the caller vouches; `b` is borrowed while the output is lent to the
+        // KeyValue's writer, so the two do not overlap.
+        unsafe {
+            if b.len() <= 32 {
+                copy_small(b, self.at);
+            } else {
+                std::ptr::copy_nonoverlapping(b.as_ptr(), self.at, b.len());
+            }
+            self.at = self.at.add(b.len());
+        }
+    }
+
+    /// # Safety
+    /// Within the bytes reserved (see the type's invariant).
+    #[inline(always)]
+    unsafe fn varint(&mut self, mut v: u64) {
+        // SAFETY: as the caller vouches.
+        unsafe {
+            while v >= 0x80 {
+                self.byte((v as u8) | 0x80);
+                v >>= 7;
+            }
+            self.byte(v as u8);
+        }
+    }
+
+    /// # Safety
+    /// Within the bytes reserved (see the type's invariant).
+    #[inline(always)]
+    unsafe fn fixed64(&mut self, v: u64) {
+        // SAFETY: as the caller vouches.
+        unsafe {
+            std::ptr::write_unaligned(self.at.cast::<[u8; 8]>(), v.to_le_bytes());
+            self.at = self.at.add(8);
+        }
+    }
+
+    /// Takes the KeyValue into the output's length.
+    ///
+    /// # Safety
+    /// Every byte reserved was written (see the type's invariant).
+    #[inline(always)]
+    unsafe fn finish(self, out: &mut Vec<u8>) {
+        debug_assert_eq!(self.at, out.as_mut_ptr().wrapping_add(self.end));
+        // SAFETY: as the caller vouches, `out[..self.end]` is initialised.
+        unsafe { out.set_len(self.end) };
+    }
 }
 
 /// The content of an AnyValue message.
