@@ -146,7 +146,8 @@ impl RecordEncoder for OtlpRecords {
     }
 
     fn push(&self, group: &mut RecordGroup, entry: &Entry) {
-        debug_assert!(entry.resource == group.resource && entry.scope_name == group.scope_name);
+        // Resources are not compared: one holding a NaN equals nothing, itself included.
+        debug_assert!(entry.scope_name == group.scope_name);
         // ScopeLogs.log_records = 2
         put_record_field(&mut group.bytes, 2, entry);
         group.count += 1;
@@ -521,16 +522,18 @@ fn write_varint(into: &mut [u8], mut v: u64) {
 /// LogRecord, fields in tag order (as prost writes them).
 fn put_record(out: &mut Vec<u8>, e: &Entry) {
     let time = e.timestamp.map_or(0, unix_nanos);
-    if time != 0 {
-        put_fixed64(out, 1, time);
+    if !put_short_head(out, time, e) {
+        if time != 0 {
+            put_fixed64(out, 1, time);
+        }
+        if e.severity != 0 {
+            out.push(key(2, VARINT));
+            put_varint(out, u64::from(e.severity));
+        }
+        put_string_field(out, 3, &e.severity_text);
+        put_len_key(out, 5, any_len(&e.body));
+        put_any(out, &e.body);
     }
-    if e.severity != 0 {
-        out.push(key(2, VARINT));
-        put_varint(out, u64::from(e.severity));
-    }
-    put_string_field(out, 3, &e.severity_text);
-    put_len_key(out, 5, any_len(&e.body));
-    put_any(out, &e.body);
     put_kvs(out, 6, &e.attributes);
     // 7 dropped_attributes_count: always 0.
     if let Some(&flags) = e.trace_flags.first().filter(|&&b| b != 0) {
@@ -550,6 +553,55 @@ fn put_record(out: &mut Vec<u8>, e: &Entry) {
     // 12 event_name: always empty.
 }
 
+/// A LogRecord's fields before its attributes (time, severity number and text, body)
+/// through a [`Cursor`], when the body is a string and it and the severity text are under
+/// 126 bytes, so that every length is one byte: what most log records hold. False
+/// (nothing written) otherwise.
+#[inline(always)]
+fn put_short_head(out: &mut Vec<u8>, time: u64, e: &Entry) -> bool {
+    let Value::Str(body) = &e.body else {
+        return false;
+    };
+    let (body, text) = (body.as_bytes(), e.severity_text.as_bytes());
+    if body.len() >= 126 || text.len() >= 126 {
+        return false;
+    }
+    let time_len = if time != 0 { 9 } else { 0 };
+    let severity_len = if e.severity != 0 {
+        1 + varint_len(u64::from(e.severity))
+    } else {
+        0
+    };
+    let text_len = if text.is_empty() { 0 } else { 2 + text.len() };
+    // The body: its field's key and length, then the AnyValue's string field (key,
+    // length, bytes).
+    let body_len = 4 + body.len();
+    let mut at = Cursor::reserve(out, time_len + severity_len + text_len + body_len);
+    // SAFETY: exactly the bytes reserved are written: each part as counted above.
+    unsafe {
+        if time != 0 {
+            at.byte(key(1, FIXED64));
+            at.fixed64(time);
+        }
+        if e.severity != 0 {
+            at.byte(key(2, VARINT));
+            at.varint(u64::from(e.severity));
+        }
+        if !text.is_empty() {
+            at.byte(key(3, LEN));
+            at.byte(text.len() as u8);
+            at.copy(text);
+        }
+        at.byte(key(5, LEN));
+        at.byte((2 + body.len()) as u8);
+        at.byte(key(1, LEN));
+        at.byte(body.len() as u8);
+        at.copy(body);
+        at.finish(out);
+    }
+    true
+}
+
 /// Each entry of `map` as a KeyValue in field `field`.
 fn put_kvs(out: &mut Vec<u8>, field: u8, map: &Map) {
     for (k, v) in map {
@@ -565,105 +617,85 @@ fn put_kvs(out: &mut Vec<u8>, field: u8, map: &Map) {
 }
 
 /// A KeyValue of a non-empty key and a scalar value, under 128 bytes in all, so that
-/// every length in it is one byte: what nearly every attribute of a log record is. Its
-/// bytes are written through a [`ShortKv`]. False (nothing written) for any other KeyValue.
+/// every length in it is one byte: what nearly every attribute of a log record is. Written
+/// through a [`Cursor`]. False (nothing written) for any other KeyValue.
 #[inline(always)]
 fn put_short_kv(out: &mut Vec<u8>, field: u8, k: &[u8], v: &Value) -> bool {
-    // SAFETY (each arm): the KeyValue was started for an AnyValue content of exactly the
-    // bytes the arm writes: a field key, then a one-byte length and the string, a varint
-    // of the length counted, eight bytes, or one byte.
-    match v {
-        Value::Str(s) => {
-            let s = s.as_bytes();
-            let Some(mut kv) = ShortKv::start(out, field, k, 2 + s.len()) else {
-                return false;
-            };
-            unsafe {
-                kv.byte(key(1, LEN));
-                kv.byte(s.len() as u8);
-                kv.copy(s);
-                kv.finish(out);
-            }
-        }
-        Value::Int(i) => {
-            let Some(mut kv) = ShortKv::start(out, field, k, 1 + varint_len(*i as u64)) else {
-                return false;
-            };
-            unsafe {
-                kv.byte(key(3, VARINT));
-                kv.varint(*i as u64);
-                kv.finish(out);
-            }
-        }
-        Value::Double(d) => {
-            let Some(mut kv) = ShortKv::start(out, field, k, 9) else {
-                return false;
-            };
-            unsafe {
-                kv.byte(key(4, FIXED64));
-                kv.fixed64(d.to_bits());
-                kv.finish(out);
-            }
-        }
-        Value::Bool(b) => {
-            let Some(mut kv) = ShortKv::start(out, field, k, 2) else {
-                return false;
-            };
-            unsafe {
-                kv.byte(key(2, VARINT));
-                kv.byte(u8::from(*b));
-                kv.finish(out);
-            }
-        }
+    // The AnyValue's content: its one field's key and value.
+    let content = match v {
+        Value::Str(s) => 2 + s.len(),
+        Value::Int(i) => 1 + varint_len(*i as u64),
+        Value::Double(_) => 9,
+        Value::Bool(_) => 2,
         _ => return false,
+    };
+    // Besides the key and the content: the KeyValue's own key and length, the key field's
+    // key and length, the value field's key and length.
+    let all = 6 + k.len() + content;
+    if k.is_empty() || all >= 128 {
+        return false;
+    }
+    let mut at = Cursor::reserve(out, all);
+    // SAFETY: exactly `all` bytes are written: the five one-byte headers and lengths
+    // (each length under 128), the key, the value field's header and the `content` bytes
+    // counted above for each kind of value.
+    unsafe {
+        at.byte(key(field, LEN));
+        at.byte((all - 2) as u8);
+        at.byte(key(1, LEN));
+        at.byte(k.len() as u8);
+        at.copy(k);
+        at.byte(key(2, LEN));
+        at.byte(content as u8);
+        match v {
+            Value::Str(s) => {
+                at.byte(key(1, LEN));
+                at.byte(s.len() as u8);
+                at.copy(s.as_bytes());
+            }
+            Value::Int(i) => {
+                at.byte(key(3, VARINT));
+                at.varint(*i as u64);
+            }
+            Value::Double(d) => {
+                at.byte(key(4, FIXED64));
+                at.fixed64(d.to_bits());
+            }
+            Value::Bool(b) => {
+                at.byte(key(2, VARINT));
+                at.byte(u8::from(*b));
+            }
+            _ => {}
+        }
+        at.finish(out);
     }
     true
 }
 
-/// A short KeyValue (see [`put_short_kv`]) being written into room reserved in the output,
-/// through a pointer that stays in a register. Pushed byte by byte onto the vector, each
-/// byte stored made the compiler reload the vector's pointer, length and capacity (a byte
-/// store may alias them) and store the length again.
+/// Bytes being written into room reserved in the output, through a pointer that stays in
+/// a register. Pushed byte by byte onto the vector, each byte stored made the compiler
+/// reload the vector's pointer, length and capacity (a byte store may alias them) and
+/// store the length again.
 ///
-/// Invariant: between [`ShortKv::start`] and [`ShortKv::finish`], the output vector is not
-/// touched, and exactly the AnyValue content's bytes given to `start` are written.
-struct ShortKv {
+/// Invariant: between [`Cursor::reserve`] and [`Cursor::finish`], the output vector is not
+/// touched, and exactly the bytes reserved are written.
+struct Cursor {
     at: *mut u8,
-    /// The output's length once the KeyValue is written.
+    /// The output's length once the bytes reserved are written.
     end: usize,
 }
 
-impl ShortKv {
-    /// Reserves room for the KeyValue of `k` and an AnyValue of `content` bytes, and writes
-    /// everything up to that content. `None`, with nothing written, when the key is empty
-    /// (proto3 omits it) or the KeyValue takes 128 bytes or more.
+impl Cursor {
+    /// Reserves `n` bytes at the end of `out`, to be written through the cursor.
     #[inline(always)]
-    fn start(out: &mut Vec<u8>, field: u8, k: &[u8], content: usize) -> Option<ShortKv> {
-        // Besides the key and the content: the KeyValue's own key and length, the key
-        // field's key and length, the value field's key and length.
-        let all = 6 + k.len() + content;
-        if k.is_empty() || all >= 128 {
-            return None;
-        }
-        out.reserve(all);
+    fn reserve(out: &mut Vec<u8>, n: usize) -> Cursor {
+        out.reserve(n);
         let len = out.len();
-        let mut kv = ShortKv {
-            // SAFETY: `all` bytes are reserved past `len`.
+        Cursor {
+            // SAFETY: `n` bytes are reserved past `len`.
             at: unsafe { out.as_mut_ptr().add(len) },
-            end: len + all,
-        };
-        // SAFETY: the head takes `6 + k.len()` of the `all` bytes reserved, and `k` is
-        // under 128 bytes; the content's bytes are the caller's to write.
-        unsafe {
-            kv.byte(key(field, LEN));
-            kv.byte((all - 2) as u8);
-            kv.byte(key(1, LEN));
-            kv.byte(k.len() as u8);
-            kv.copy(k);
-            kv.byte(key(2, LEN));
-            kv.byte(content as u8);
+            end: len + n,
         }
-        Some(kv)
     }
 
     /// # Safety
@@ -681,8 +713,8 @@ impl ShortKv {
     /// Within the bytes reserved (see the type's invariant).
     #[inline(always)]
     unsafe fn copy(&mut self, b: &[u8]) {
-        // SAFETY: as the caller vouches; `b` is borrowed while the output is lent to the
-        // KeyValue's writer, so the two do not overlap.
+        // SAFETY: as the caller vouches; `b` is borrowed apart from the output, which is
+        // borrowed mutably by the cursor's owner, so the two do not overlap.
         unsafe {
             if b.len() <= 32 {
                 copy_small(b, self.at);
@@ -718,7 +750,7 @@ impl ShortKv {
         }
     }
 
-    /// Takes the KeyValue into the output's length.
+    /// Takes the bytes written into the output's length.
     ///
     /// # Safety
     /// Every byte reserved was written (see the type's invariant).
@@ -987,7 +1019,9 @@ mod tests {
                             Some(Timestamp::from_nanosecond((next() >> 3) as i128).unwrap());
                     }
                     e.severity = (next() % 25) as u8;
-                    e.severity_text = "x".repeat((next() % 3) as usize).into();
+                    e.severity_text = "x"
+                        .repeat([0, 1, 2, 125, 126, 200][(next() % 6) as usize])
+                        .into();
                     for i in 0..next() % 10 {
                         e.attributes
                             .insert(format!("a{i}").into(), value(&mut next, 0));
