@@ -327,7 +327,8 @@ impl Reader<'_> {
         let len = self.pending.len();
         // SAFETY: the room at `len` was reserved above and reading a scalar does not touch
         // `pending`, so the slot stays where it is; its value is written before its key and
-        // the length grows only once both are there.
+        // the length grows only once both are there (if cloning a long layout key failed
+        // to allocate, the value written would leak, never be dropped twice).
         unsafe {
             let slot = self.pending.as_mut_ptr().add(len);
             self.scalar_into(&raw mut (*slot).1)?;

@@ -110,12 +110,28 @@ pub fn text(s: &str) -> Text {
     }
     // SAFETY: `buffer` is a new allocation of at least `s.len()` bytes.
     unsafe { buffer.copy_from_nonoverlapping(s.as_ptr(), s.len()) };
-    let words = [buffer as u64, s.len() as u64, capacity as u64 | HEAP_TAG];
-    // SAFETY: these are the words compact_str 0.9.1 (pinned) keeps for a heap string:
-    // `buffer` allocated with the layout it frees with (size `capacity`, alignment 1),
-    // holding `s.len()` bytes of valid UTF-8; a capacity below 2^56 is stored in the third
-    // word under the tag. The `Text` owns the buffer from here.
-    unsafe { std::mem::transmute::<[u64; 3], Text>(words) }
+    // compact_str keeps capacities up to 2^56 - 2 beside the tag (no `str` comes near).
+    debug_assert!(capacity < (1 << 56) - 1);
+    let heap = HeapText {
+        buffer,
+        len: s.len(),
+        tagged_capacity: capacity | HEAP_TAG as usize,
+    };
+    // SAFETY: these are the words compact_str 0.9.1 (pinned) keeps for a heap string, the
+    // buffer a pointer (so it keeps its provenance): `buffer` allocated with the layout it
+    // frees with (size `capacity`, alignment 1), holding `s.len()` bytes of valid UTF-8,
+    // and the capacity (below 2^56 - 1) in the third word under the tag. The `Text` owns
+    // the buffer from here.
+    unsafe { std::mem::transmute::<HeapText, Text>(heap) }
+}
+
+/// compact_str's heap string, as [`text`] builds it.
+#[cfg(all(target_pointer_width = "64", target_endian = "little"))]
+#[repr(C)]
+struct HeapText {
+    buffer: *mut u8,
+    len: usize,
+    tagged_capacity: usize,
 }
 
 /// [`text`] where compact_str's layout is not the one [`text`] builds.

@@ -146,8 +146,13 @@ impl RecordEncoder for OtlpRecords {
     }
 
     fn push(&self, group: &mut RecordGroup, entry: &Entry) {
-        // Resources are not compared: one holding a NaN equals nothing, itself included.
-        debug_assert!(entry.scope_name == group.scope_name);
+        // Resources compared as printed too: one holding a NaN equals nothing, itself
+        // included.
+        debug_assert!(
+            entry.scope_name == group.scope_name
+                && (entry.resource == group.resource
+                    || format!("{:?}", entry.resource) == format!("{:?}", group.resource))
+        );
         // ScopeLogs.log_records = 2
         put_record_field(&mut group.bytes, 2, entry);
         group.count += 1;
