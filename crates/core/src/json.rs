@@ -389,7 +389,7 @@ impl Reader<'_> {
             if self.shape.is_fresh_beside(old, new) {
                 into.settle_fresh(entries);
             } else {
-                into.settle_appended(entries, before);
+                into.settle_merged(entries, before);
             }
             return Some(());
         }

@@ -328,10 +328,19 @@ impl Map {
         );
         let fresh = new.iter().all(|(key, _)| old.iter().all(|(k, _)| k != key));
         if !fresh {
-            let new = self.entries.split_off(before);
-            return self.merge_unique(new.into_iter());
+            let entries = std::mem::take(&mut self.entries);
+            return self.settle_merged(entries, before);
         }
         self.reindex();
+    }
+
+    /// [`Map::settle_appended`] for appended keys the caller knows to repeat some of the
+    /// `before` entries' (see `json::Shape::beside`): they are merged in one by one.
+    pub(crate) fn settle_merged(&mut self, mut entries: Vec<(Text, Value)>, before: usize) {
+        debug_assert!(self.entries.is_empty() && self.index.is_none());
+        let new = entries.split_off(before);
+        self.entries = entries;
+        self.merge_unique(new.into_iter());
     }
 
     /// [`Map::settle_appended`] for entries whose appended keys the caller knows to be
