@@ -317,21 +317,18 @@ impl Map {
     /// inserting those one by one would have made it. When none of their keys was here
     /// before (a parser's result next to the file name), they stay where they are.
     pub(crate) fn settle_appended(&mut self, entries: Vec<(Text, Value)>, before: usize) {
-        debug_assert!(self.entries.is_empty() && self.index.is_none());
-        self.entries = entries;
-        let (old, new) = self.entries.split_at(before);
+        let (old, new) = entries.split_at(before);
         debug_assert!(
             new.iter()
                 .enumerate()
                 .all(|(i, (k, _))| new[..i].iter().all(|(o, _)| o != k)),
             "settle_appended given a repeated key"
         );
-        let fresh = new.iter().all(|(key, _)| old.iter().all(|(k, _)| k != key));
-        if !fresh {
-            let entries = std::mem::take(&mut self.entries);
-            return self.settle_merged(entries, before);
+        if new.iter().all(|(key, _)| old.iter().all(|(k, _)| k != key)) {
+            self.settle_fresh(entries);
+        } else {
+            self.settle_merged(entries, before);
         }
-        self.reindex();
     }
 
     /// [`Map::settle_appended`] for appended keys the caller knows to repeat some of the
